@@ -1,0 +1,129 @@
+"""Rows in and out: JSONL (`.jsonl`, `.json`) and Parquet (`.parquet`).
+
+Rows are plain dicts. Readers fail with one clear line that names the file, the line and
+the fix; writers write to `<path>.partial` and rename on `close()`, so a crash never
+leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from synthwright.errors import UserError
+
+JSONL_SUFFIXES = {".jsonl", ".json", ".ndjson"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+
+
+def _format_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in JSONL_SUFFIXES:
+        return "jsonl"
+    if suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    raise UserError(
+        f"Cannot tell the format of '{path}' from its extension '{suffix or '(none)'}'.",
+        "Use a .jsonl or .parquet file.",
+    )
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """All rows of a JSONL or Parquet file. Raises UserError for anything malformed or empty."""
+    path = Path(path)
+    fmt = _format_of(path)
+    if not path.is_file():
+        raise UserError(f"Input file '{path}' does not exist.", "Check the path (it is relative to the current folder).")
+    rows = list(_iter_jsonl(path)) if fmt == "jsonl" else _read_parquet(path)
+    if not rows:
+        raise UserError(f"Input file '{path}' has no rows.", "Give a file with at least one JSON object per line.")
+    return rows
+
+
+def _iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UserError(
+                    f"{path}:{number}: byte {exc.start} is not valid UTF-8.",
+                    "Re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8).",
+                ) from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno}).", "Each line must be one JSON object.") from None
+            if not isinstance(row, dict):
+                raise UserError(f"{path}:{number}: a JSON {type(row).__name__}, not an object.", 'Each line must be a JSON object like {"text": "..."}.')
+            yield row
+
+
+def _read_parquet(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise UserError(f"Cannot read Parquet file '{path}': {exc}.", "Check that it is a Parquet file and not truncated.") from None
+
+
+class RowWriter:
+    """Writes rows to JSONL or Parquet, atomically: nothing appears under `path` until `close()`."""
+
+    PARQUET_BATCH = 1024
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.format = _format_of(self.path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.count = 0
+        self._buffer: list[dict[str, Any]] = []
+        self._parquet_writer = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.partial, "w", encoding="utf-8") if self.format == "jsonl" else None
+        except OSError as exc:
+            raise UserError(f"Cannot write '{self.path}': {exc.strerror}.", "Choose a writable output path.") from None
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.count += 1
+        if self._handle is not None:
+            self._handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            return
+        self._buffer.append(row)
+        if len(self._buffer) >= self.PARQUET_BATCH:
+            self._flush_parquet()
+
+    def _flush_parquet(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self._buffer:
+            return
+        table = pa.Table.from_pylist(self._buffer)
+        if self._parquet_writer is None:
+            self._parquet_writer = pq.ParquetWriter(self.partial, table.schema)
+        self._parquet_writer.write_table(table.cast(self._parquet_writer.schema))
+        self._buffer = []
+
+    def close(self) -> Path:
+        """Finish and move the file into place; returns the final path."""
+        if self._handle is not None:
+            self._handle.close()
+        else:
+            self._flush_parquet()
+            if self._parquet_writer is not None:
+                self._parquet_writer.close()
+            else:  # zero rows: still leave a valid (empty) file
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                pq.write_table(pa.table({}), self.partial)
+        os.replace(self.partial, self.path)
+        return self.path

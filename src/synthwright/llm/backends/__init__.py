@@ -1,0 +1,1 @@
+"""Model backends. See `base` for the contract and the registry."""

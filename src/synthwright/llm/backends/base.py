@@ -1,0 +1,113 @@
+"""What a backend is, and the registry that finds one by name.
+
+A backend only translates a provider-neutral `LLMRequest` into its provider's call and
+back. Retries, caching, concurrency and accounting belong to `LLMEngine`, once. A backend
+signals what went wrong with `TransientError` (worth retrying), `RateLimited` (retry, and
+slow down) or `PermanentError` (retrying cannot help).
+
+New backends register like a third-party plugin would: subclass `Backend`, decorate with
+`@register_backend("name")`; packages can also expose one through the
+`synthwright.backends` entry-point group.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from synthwright.errors import UserError
+from synthwright.llm.records import LLMRequest, LLMResponse
+
+
+class BackendError(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TransientError(BackendError):
+    """Might work if tried again (5xx, timeout, dropped connection, garbled body)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class RateLimited(TransientError):
+    """The provider asked us to slow down (HTTP 429)."""
+
+
+class PermanentError(BackendError):
+    """Retrying cannot help (bad request, unknown model, missing key)."""
+
+
+class Backend(ABC):
+    """Talks to one model. Subclasses implement `complete` and `identity`."""
+
+    name: ClassVar[str]
+    #: How many requests the engine may have in flight by default.
+    default_concurrency: ClassVar[int] = 1
+
+    def __init__(self, target: str, **options: Any):
+        self.target = target
+        self.options = options
+
+    @property
+    @abstractmethod
+    def identity(self) -> str:
+        """What makes this model's answers this model's: part of every cache key.
+
+        Must not contain secrets or transport details (URLs, ports, keys).
+        """
+
+    @abstractmethod
+    async def complete(self, request: LLMRequest, timeout_s: float) -> LLMResponse:
+        """Send one request; return its response or raise a BackendError."""
+
+    def count_tokens(self, text: str) -> int:
+        """Token count for dry-run estimates; backends with a tokenizer override this."""
+        return max(1, len(text) // 4)
+
+    def render_for_count(self, request: LLMRequest) -> str:
+        if request.prompt is not None:
+            return request.prompt
+        return "\n".join(f"{m.role}: {m.content}" for m in request.messages or ())
+
+    async def aclose(self) -> None:
+        """Release connections or memory."""
+
+
+BACKENDS: dict[str, type[Backend]] = {}
+
+
+def register_backend(name: str):
+    def decorate(cls: type[Backend]) -> type[Backend]:
+        cls.name = name
+        BACKENDS[name] = cls
+        return cls
+
+    return decorate
+
+
+def _load_plugins() -> None:
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="synthwright.backends"):
+        if entry.name not in BACKENDS:
+            entry.load()
+
+
+def backend_class(name: str) -> type[Backend]:
+    # Importing the built-in modules registers them; plugins come from entry points.
+    from synthwright.llm.backends import llamacpp, openai_compat  # noqa: F401
+
+    if name not in BACKENDS:
+        _load_plugins()
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        known = ", ".join(sorted(BACKENDS))
+        raise UserError(
+            f"Unknown model backend '{name}'.",
+            f"Use one of: {known} (for example llamacpp:qwen2.5-coder-1.5b or openai:gpt-4o-mini).",
+        ) from None

@@ -1,0 +1,261 @@
+"""In-process GGUF inference with llama-cpp-python.
+
+Spec: `llamacpp:NAME` for an offline model (see `offline_models`) or `llamacpp:/path/m.gguf`.
+
+Chat messages are rendered with the model's own chat template (from the GGUF metadata)
+and tokenized here, so generation, choice probabilities and Magpie-style raw prompts all
+see exactly the same tokens. llama.cpp keeps one evaluated token sequence; consecutive
+requests that share a prefix (same system prompt and query, say) only evaluate the rest.
+
+Probabilities never need `logits_all=True` (which reserves n_ctx x vocab floats, ~1.2 GB
+for Qwen at n_ctx=2048): choice probabilities read the last position's logits after
+evaluating the prompt, and top-k logprobs of generated tokens are read by a logits
+processor as each token is sampled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthwright.errors import UserError, require_module
+from synthwright.llm.backends.base import Backend, PermanentError, register_backend
+from synthwright.llm.offline_models import OFFLINE_MODELS, ensure_model_file
+from synthwright.llm.records import LLMRequest, LLMResponse, TokenLogprob, Usage, parse_json_answer
+
+LLAMACPP_PIP = "'synthwright[llamacpp]'  (or: pip install llama-cpp-python==0.3.36)"
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max()
+    return shifted - np.log(np.exp(shifted).sum())
+
+
+@register_backend("llamacpp")
+class LlamaCppBackend(Backend):
+    default_concurrency = 1  # one model, one sequence: requests queue, in order
+
+    def __init__(self, target: str, n_ctx: int = 4096, n_threads: int | None = None, n_batch: int = 512, **options: Any):
+        super().__init__(target, **options)
+        self.n_ctx, self.n_batch = n_ctx, n_batch
+        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self._offline = OFFLINE_MODELS.get(target)
+        if self._offline is None:
+            path = Path(target).expanduser()
+            if path.suffix.lower() != ".gguf" and "/" not in target:
+                known = ", ".join(OFFLINE_MODELS)
+                raise UserError(f"Unknown llama.cpp model '{target}'.", f"Use one of: {known}, or a path to a .gguf file.")
+            if not path.is_file():
+                raise UserError(f"Model file '{path}' does not exist.", "Give the path to a local .gguf file.")
+            self._path: Path | None = path
+        else:
+            self._path = None  # assembled on first use
+        self._llm = None
+        self._formatter = None
+        self._lock = threading.Lock()
+        self._grammars: dict[str, Any] = {}
+
+    @property
+    def identity(self) -> str:
+        if self._offline is not None:
+            return f"llamacpp:{self._offline.name}:{self._offline.sha256[:16]}"
+        stat = self._path.stat()
+        return f"llamacpp:{self._path.name}:{stat.st_size}"
+
+    @property
+    def model_path(self) -> Path:
+        if self._path is None:
+            self._path = ensure_model_file(self._offline.name)
+        return self._path
+
+    # -- loading ------------------------------------------------------------------------
+    def llama(self):
+        """The loaded `llama_cpp.Llama` (loaded on first call)."""
+        if self._llm is None:
+            llama_cpp = require_module("llama_cpp", "The llamacpp backend", LLAMACPP_PIP)
+            self._llm = llama_cpp.Llama(
+                model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                n_batch=self.n_batch, logits_all=False, verbose=False,
+            )
+        return self._llm
+
+    def chat_formatter(self):
+        if self._formatter is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            llm = self.llama()
+            template = llm.metadata.get("tokenizer.chat_template")
+            if not template:
+                raise PermanentError(f"{self.model_path.name} has no chat template; send a raw prompt instead")
+            model = llm._model
+            eos, bos = llm.token_eos(), llm.token_bos()
+            self._formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=model.token_get_text(eos) if eos != -1 else "",
+                bos_token=model.token_get_text(bos) if bos != -1 else "",
+                stop_token_ids=[eos],
+            )
+        return self._formatter
+
+    def render_chat(self, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        """The model's own chat template applied to `messages` (what Magpie builds on)."""
+        formatter = self.chat_formatter()
+        formatter.add_generation_prompt = add_generation_prompt
+        return formatter(messages=messages).prompt
+
+    def tokens_for(self, request: LLMRequest) -> tuple[list[int], list[str]]:
+        """Prompt tokens and the extra stop strings the chat template implies."""
+        llm = self.llama()
+        if request.prompt is not None:
+            return llm.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=True), []
+        formatted = self.chat_formatter()(messages=[m.model_dump() for m in request.messages])
+        tokens = llm.tokenize(formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True)
+        return tokens, [s for s in (formatted.stop or []) if s]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llama().tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def render_for_count(self, request: LLMRequest) -> str:
+        if request.prompt is not None:
+            return request.prompt
+        return self.chat_formatter()(messages=[m.model_dump() for m in request.messages]).prompt
+
+    # -- calls --------------------------------------------------------------------------
+    async def complete(self, request: LLMRequest, timeout_s: float) -> LLMResponse:
+        # llama.cpp is CPU-bound and holds one sequence: run in a thread, one at a time,
+        # so the event loop stays free for progress and other backends.
+        return await asyncio.to_thread(self._complete_locked, request)
+
+    def _complete_locked(self, request: LLMRequest) -> LLMResponse:
+        with self._lock:
+            started = time.perf_counter()
+            tokens, template_stops = self.tokens_for(request)
+            if len(tokens) >= self.n_ctx:
+                raise PermanentError(f"prompt has {len(tokens)} tokens; the context holds {self.n_ctx} (raise n_ctx)")
+            if request.choices:
+                response = self._choose(request, tokens)
+            else:
+                response = self._generate(request, tokens, template_stops)
+            return response.model_copy(update={"latency_s": time.perf_counter() - started})
+
+    def _generate(self, request: LLMRequest, tokens: list[int], template_stops: list[str]) -> LLMResponse:
+        llm = self.llama()
+        p = request.params
+        recorder = _TopLogprobRecorder(request.top_logprobs) if request.top_logprobs else None
+        kwargs: dict[str, Any] = {
+            "max_tokens": min(p.max_tokens, self.n_ctx - len(tokens)),
+            "temperature": p.temperature,
+            "stop": list(p.stop) + template_stops,
+            "seed": p.seed,
+            "grammar": self._grammar(request.json_schema) if request.json_schema is not None else None,
+        }
+        optional = {
+            "top_p": p.top_p, "top_k": p.top_k, "min_p": p.min_p, "repeat_penalty": p.repeat_penalty,
+            "presence_penalty": p.presence_penalty, "frequency_penalty": p.frequency_penalty,
+        }
+        kwargs.update({k: v for k, v in optional.items() if v is not None})
+        if recorder is not None:
+            from llama_cpp import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList([recorder])
+        result = llm.create_completion(prompt=tokens, **kwargs)
+        choice = result["choices"][0]
+        text = choice["text"]
+        usage = result.get("usage") or {}
+        fields: dict[str, Any] = {
+            "text": text,
+            "finish_reason": choice.get("finish_reason"),
+            "usage": Usage(prompt_tokens=usage.get("prompt_tokens", len(tokens)), completion_tokens=usage.get("completion_tokens", 0)),
+        }
+        if recorder is not None:
+            fields["logprobs"] = recorder.records(llm, text)
+        if request.json_schema is not None:
+            fields["parsed"], fields["parse_error"] = parse_json_answer(text)
+        return LLMResponse(**fields)
+
+    def _grammar(self, schema: dict[str, Any]):
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            try:
+                self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+            except Exception as exc:
+                raise PermanentError(f"the JSON schema cannot be turned into a grammar: {exc}") from None
+        return self._grammars[key]
+
+    def _choose(self, request: LLMRequest, tokens: list[int]) -> LLMResponse:
+        """Next-token probabilities over `request.choices`, renormalised among them."""
+        llm = self.llama()
+        self._evaluate_reusing_prefix(tokens)
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),))
+        logprobs = _log_softmax(logits.astype(np.float64))
+        mass = {choice: float(np.exp(logprobs[self._first_token_ids(choice)]).sum()) for choice in request.choices}
+        total = sum(mass.values()) or 1.0
+        probs = {choice: value / total for choice, value in mass.items()}
+        best = max(probs, key=probs.get)
+        return LLMResponse(
+            text=best, choice_probs=probs, finish_reason="choice",
+            usage=Usage(prompt_tokens=len(tokens), completion_tokens=0),
+        )
+
+    def _first_token_ids(self, choice: str) -> list[int]:
+        """The token ids that start `choice`, with and without a leading space."""
+        llm = self.llama()
+        ids = {llm.tokenize(variant.encode("utf-8"), add_bos=False, special=False)[0] for variant in (choice, " " + choice)}
+        return sorted(ids)
+
+    def _evaluate_reusing_prefix(self, tokens: list[int]) -> None:
+        """Evaluate `tokens`, keeping whatever prefix llama.cpp already holds."""
+        llm = self.llama()
+        held = llm._input_ids.tolist()
+        prefix = 0
+        for a, b in zip(held, tokens):
+            if a != b:
+                break
+            prefix += 1
+        prefix = min(prefix, len(tokens) - 1)  # at least one token is evaluated, for fresh logits
+        if prefix == 0 or not llm._ctx.kv_cache_seq_rm(-1, prefix, -1):
+            prefix = 0
+            llm.reset()
+        llm.n_tokens = prefix
+        llm.eval(tokens[prefix:])
+
+    async def aclose(self) -> None:
+        # The model stays loaded for the backend's lifetime: reloading costs seconds.
+        return None
+
+
+class _TopLogprobRecorder:
+    """A logits processor that notes the top-k log-probabilities at each sampled position."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.steps: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def __call__(self, input_ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        logprobs = _log_softmax(np.asarray(logits, dtype=np.float64))
+        top = np.argpartition(-logprobs, self.k)[: self.k]
+        top = top[np.argsort(-logprobs[top])]
+        self.steps.append((top, logprobs))
+        return logits
+
+    def records(self, llm, text: str) -> tuple[TokenLogprob, ...]:
+        generated = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True) if text else []
+        out = []
+        for token_id, (top, logprobs) in zip(generated, self.steps):
+            piece = lambda i: llm.detokenize([int(i)]).decode("utf-8", "replace")  # noqa: E731
+            out.append(
+                TokenLogprob(
+                    token=piece(token_id), logprob=float(logprobs[token_id]),
+                    top={piece(i): float(logprobs[i]) for i in top},
+                )
+            )
+        return tuple(out)

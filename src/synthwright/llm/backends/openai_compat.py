@@ -1,0 +1,210 @@
+"""Any OpenAI-compatible server (OpenAI, vLLM, llama.cpp server, Ollama, SGLang, TGI...).
+
+Spec: `openai:MODEL` (base URL from $OPENAI_BASE_URL, else api.openai.com) or
+`openai:MODEL@BASE_URL`. The key comes from an environment variable ($OPENAI_API_KEY by
+default, `api_key_env=` to change it); servers on this machine may go without one.
+
+aiohttp is used directly, with one shared connection pool: the hot path is a JSON dump,
+one POST and a JSON load, nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+from synthwright.errors import UserError
+from synthwright.llm.backends.base import Backend, PermanentError, RateLimited, TransientError, register_backend
+from synthwright.llm.records import LLMRequest, LLMResponse, TokenLogprob, Usage, parse_json_answer
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+# How many alternatives to ask for when computing choice probabilities.
+CHOICE_TOP_LOGPROBS = 20
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+@register_backend("openai")
+class OpenAICompatBackend(Backend):
+    default_concurrency = 64
+
+    def __init__(self, target: str, api_key_env: str = "OPENAI_API_KEY", json_mode: str = "json_schema", **options: Any):
+        super().__init__(target, **options)
+        model, _, base_url = target.partition("@")
+        self.model = model
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        if urlparse(self.base_url).scheme not in ("http", "https"):
+            raise UserError(f"The base URL '{self.base_url}' is not an http(s) URL.", "Write it like openai:MODEL@http://127.0.0.1:8080/v1.")
+        key = os.environ.get(api_key_env)
+        if not key and not _is_loopback(self.base_url):
+            raise UserError(
+                f"No API key for {self.base_url}.", f"Set the environment variable {api_key_env} to your key."
+            )
+        self._headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key or 'none'}"}
+        self.json_mode = json_mode
+        self._session = None
+
+    @property
+    def identity(self) -> str:
+        return f"openai:{self.model}"
+
+    def _client(self):
+        import aiohttp
+
+        if self._session is None or self._session.closed:
+            # The engine bounds concurrency; the pool must not add a second, lower limit.
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
+        return self._session
+
+    # -- request building ---------------------------------------------------------------
+    def _body(self, request: LLMRequest) -> tuple[str, dict[str, Any]]:
+        p = request.params
+        body: dict[str, Any] = {"model": self.model, "temperature": p.temperature, "max_tokens": p.max_tokens}
+        optional = {
+            "top_p": p.top_p, "seed": p.seed, "presence_penalty": p.presence_penalty,
+            "frequency_penalty": p.frequency_penalty, "top_k": p.top_k, "min_p": p.min_p,
+            "repeat_penalty": p.repeat_penalty,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        if p.stop:
+            body["stop"] = list(p.stop)
+        top = CHOICE_TOP_LOGPROBS if request.choices else request.top_logprobs
+        if request.choices:
+            body["max_tokens"], body["temperature"] = 1, 0.0
+        if request.is_chat:
+            body["messages"] = [m.model_dump() for m in request.messages]
+            if top:
+                body["logprobs"], body["top_logprobs"] = True, top
+            if request.json_schema is not None:
+                body["response_format"] = self._response_format(request.json_schema)
+            return "/chat/completions", body
+        body["prompt"] = request.prompt
+        if top:
+            body["logprobs"] = top
+        if request.json_schema is not None:
+            body["response_format"] = self._response_format(request.json_schema)
+        return "/completions", body
+
+    def _response_format(self, schema: dict[str, Any]) -> dict[str, Any]:
+        if self.json_mode == "json_object":  # llama.cpp server style
+            return {"type": "json_object", "schema": schema}
+        return {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}
+
+    # -- sending ------------------------------------------------------------------------
+    async def complete(self, request: LLMRequest, timeout_s: float) -> LLMResponse:
+        import aiohttp
+
+        path, body = self._body(request)
+        started = time.perf_counter()
+        try:
+            async with self._client().post(
+                self.base_url + path, data=json.dumps(body), timeout=aiohttp.ClientTimeout(total=timeout_s)
+            ) as resp:
+                raw = await resp.read()
+                status, headers = resp.status, resp.headers
+        except asyncio.TimeoutError:
+            raise TransientError(f"no answer within {timeout_s:g}s") from None
+        except aiohttp.ClientPayloadError as exc:
+            raise TransientError(f"truncated response body ({exc.__class__.__name__})") from None
+        except aiohttp.ClientError as exc:
+            raise TransientError(f"connection failed: {exc.__class__.__name__}: {exc}") from None
+        if status != 200:
+            _raise_for_status(status, headers.get("Retry-After"), raw)
+        try:
+            payload = json.loads(raw)
+            choice = payload["choices"][0]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise TransientError(f"malformed response body: {raw[:80]!r}") from None
+        return _to_response(request, payload, choice, time.perf_counter() - started)
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+
+def _raise_for_status(status: int, retry_after: str | None, raw: bytes) -> None:
+    detail = raw[:200].decode("utf-8", "replace").strip()
+    if status == 429:
+        raise RateLimited(f"HTTP 429 rate limited: {detail}", retry_after=_parse_retry_after(retry_after))
+    if status in (408, 409) or status >= 500:
+        raise TransientError(f"HTTP {status}: {detail}", retry_after=_parse_retry_after(retry_after))
+    if status in (401, 403):
+        raise PermanentError(f"HTTP {status}: authentication failed (check the API key variable): {detail}")
+    raise PermanentError(f"HTTP {status}: {detail}")
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+
+
+def _to_response(request: LLMRequest, payload: dict, choice: dict, latency: float) -> LLMResponse:
+    text = choice["message"].get("content") or "" if "message" in choice else choice.get("text") or ""
+    usage = payload.get("usage") or {}
+    logprobs = _read_logprobs(choice.get("logprobs"))
+    fields: dict[str, Any] = {
+        "text": text,
+        "usage": Usage(prompt_tokens=usage.get("prompt_tokens") or 0, completion_tokens=usage.get("completion_tokens") or 0),
+        "finish_reason": choice.get("finish_reason"),
+        "latency_s": latency,
+        "logprobs": logprobs if request.top_logprobs else None,
+    }
+    if request.choices:
+        fields["choice_probs"] = choice_probabilities(request.choices, logprobs, text)
+    if request.json_schema is not None:
+        fields["parsed"], fields["parse_error"] = parse_json_answer(text)
+    return LLMResponse(**fields)
+
+
+def _read_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
+    if not raw:
+        return None
+    if "content" in raw:  # chat format
+        return tuple(
+            TokenLogprob(
+                token=item["token"], logprob=item["logprob"],
+                top={alt["token"]: alt["logprob"] for alt in item.get("top_logprobs") or ()},
+            )
+            for item in raw["content"] or ()
+        )
+    tokens, values, tops = raw.get("tokens") or [], raw.get("token_logprobs") or [], raw.get("top_logprobs") or []
+    return tuple(
+        TokenLogprob(token=t, logprob=v if v is not None else 0.0, top=dict(tops[i] or {}) if i < len(tops) else {})
+        for i, (t, v) in enumerate(zip(tokens, values))
+    )
+
+
+def choice_probabilities(
+    choices: tuple[str, ...], logprobs: tuple[TokenLogprob, ...] | None, text: str
+) -> dict[str, float]:
+    """P(choice) from the first position's top logprobs, renormalised over the choices.
+
+    Tokens are compared after stripping spaces, so " Yes" counts for "Yes". When the
+    server gave no logprobs, the answer text decides (probability 1 for the choice it
+    starts with).
+    """
+    mass = dict.fromkeys(choices, 0.0)
+    if logprobs:
+        first = logprobs[0]
+        alternatives = first.top or {first.token: first.logprob}
+        for token, logprob in alternatives.items():
+            key = token.strip()
+            if key in mass:
+                mass[key] += math.exp(logprob)
+    total = sum(mass.values())
+    if total > 0:
+        return {c: v / total for c, v in mass.items()}
+    answer = text.strip()
+    return {c: 1.0 if answer.startswith(c) else 0.0 for c in choices}

@@ -1,0 +1,163 @@
+"""SQLite request cache and call log.
+
+The cache maps `LLMRequest.cache_key(model identity)` to the stored response, so a
+request that completed once is never sent again, across crashes and reruns. The call log
+keeps one row per call (sent or served from cache) for usage accounting and audits.
+
+Writes are group-committed: the engine queues results and flushes once per event-loop
+turn, so a burst of completions costs one transaction, not one each. WAL mode makes a
+commit survive `kill -9` of the writing process.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from synthwright.errors import UserError
+from synthwright.llm.records import LLMResponse
+
+# Named, append-only migrations: never edit one that has shipped, add a new one.
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "001_responses_and_calls",
+        """
+        CREATE TABLE responses (
+            key TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            response TEXT NOT NULL,
+            created REAL NOT NULL
+        );
+        CREATE TABLE calls (
+            id INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,
+            model TEXT NOT NULL,
+            step TEXT NOT NULL,
+            key TEXT NOT NULL,
+            cache_hit INTEGER NOT NULL,
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            latency_s REAL NOT NULL,
+            attempts INTEGER NOT NULL,
+            error TEXT,
+            cost REAL
+        );
+        CREATE INDEX calls_model_step ON calls (model, step);
+        """,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    model: str
+    step: str
+    key: str
+    cache_hit: bool
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    attempts: int
+    error: str | None
+    cost: float | None
+
+
+class RequestCache:
+    """Responses by request key, plus the call log. One file, safe for several processes."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise UserError(
+                f"The request cache at {self.path} cannot be opened ({exc}).",
+                "Point SYNTHWRIGHT_CACHE (or --cache) at a writable file, or move the damaged file away.",
+            ) from exc
+        self._pending_responses: list[tuple[str, str, str, float]] = []
+        self._pending_calls: list[tuple] = []
+
+    def _migrate(self) -> None:
+        self._db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied REAL NOT NULL)")
+        done = {row[0] for row in self._db.execute("SELECT name FROM migrations")}
+        for name, sql in MIGRATIONS:
+            if name in done:
+                continue
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # Another process may have applied it while we waited for the lock.
+                if self._db.execute("SELECT 1 FROM migrations WHERE name=?", (name,)).fetchone() is None:
+                    for statement in filter(str.strip, sql.split(";")):
+                        self._db.execute(statement)
+                    self._db.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    # -- responses -------------------------------------------------------------------
+    def get(self, key: str) -> LLMResponse | None:
+        row = self._db.execute("SELECT response FROM responses WHERE key=?", (key,)).fetchone()
+        return LLMResponse.from_cache_json(row[0]) if row else None
+
+    def queue_response(self, key: str, model: str, response: LLMResponse) -> None:
+        """Remember a completed response; durable at the next `flush()`."""
+        self._pending_responses.append((key, model, response.to_cache_json(), time.time()))
+
+    def count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    # -- call log ----------------------------------------------------------------------
+    def queue_call(self, call: CallRecord) -> None:
+        self._pending_calls.append(
+            (
+                time.time(), call.model, call.step, call.key, int(call.cache_hit), call.prompt_tokens,
+                call.completion_tokens, call.latency_s, call.attempts, call.error, call.cost,
+            )
+        )
+
+    def calls_summary(self, since: float | None = None) -> list[dict]:
+        """Usage per (model, step): requests sent, cache hits, tokens, failures, cost."""
+        sql = """
+            SELECT model, step,
+                   SUM(1 - cache_hit) AS sent, SUM(cache_hit) AS cache_hits,
+                   SUM(CASE WHEN cache_hit = 0 THEN prompt_tokens ELSE 0 END) AS prompt_tokens,
+                   SUM(CASE WHEN cache_hit = 0 THEN completion_tokens ELSE 0 END) AS completion_tokens,
+                   SUM(error IS NOT NULL) AS failures,
+                   SUM(CASE WHEN cache_hit = 0 THEN COALESCE(cost, 0) ELSE 0 END) AS cost,
+                   AVG(CASE WHEN cache_hit = 0 THEN latency_s END) AS mean_latency_s
+            FROM calls WHERE ts >= ? GROUP BY model, step ORDER BY model, step
+        """
+        cursor = self._db.execute(sql, (since or 0.0,))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor]
+
+    # -- durability ----------------------------------------------------------------------
+    def flush(self) -> None:
+        """Write everything queued in one transaction."""
+        if not self._pending_responses and not self._pending_calls:
+            return
+        responses, calls = self._pending_responses, self._pending_calls
+        self._pending_responses, self._pending_calls = [], []
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", responses)
+            self._db.executemany(
+                "INSERT INTO calls (ts, model, step, key, cache_hit, prompt_tokens, completion_tokens,"
+                " latency_s, attempts, error, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                calls,
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.flush()
+        self._db.close()

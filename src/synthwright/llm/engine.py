@@ -1,0 +1,151 @@
+"""The one place that sends requests: cache, concurrency, retries, accounting.
+
+`LLMEngine.run(requests, on_result)` answers every request exactly once through
+`on_result(index, response)`, in completion order. A request that finally fails comes back
+with `response.error` set, never as None and never silently dropped. A request whose
+answer is in the cache is not sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from synthwright.llm.backends.base import Backend, BackendError, PermanentError, RateLimited, TransientError
+from synthwright.llm.cache import CallRecord, RequestCache
+from synthwright.llm.concurrency import AdaptiveLimiter, RetryPolicy
+from synthwright.llm.records import LLMRequest, LLMResponse
+from synthwright.llm.usage import Price, UsageTotals
+
+ResultCallback = Callable[[int, LLMRequest, LLMResponse], None]
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    step: str = "generate"
+    max_concurrency: int | None = None  # None: the backend's default
+    timeout_s: float = 120.0
+    retry: RetryPolicy = RetryPolicy()
+    read_cache: bool = True  # False with --refresh or --no-cache
+    write_cache: bool = True  # False with --no-cache
+    price: Price | None = None
+    seed: int = 0  # for retry jitter only
+
+
+class LLMEngine:
+    def __init__(self, backend: Backend, cache: RequestCache | None, options: EngineOptions = EngineOptions()):
+        self.backend = backend
+        self.cache = cache
+        self.options = options
+        self.usage = UsageTotals()
+        self._rng = random.Random(options.seed)
+        self._flush_scheduled = False
+        concurrency = options.max_concurrency or backend.default_concurrency
+        self.limiter = AdaptiveLimiter(concurrency)
+
+    def run(self, requests: Iterable[LLMRequest], on_result: ResultCallback) -> UsageTotals:
+        """Blocking wrapper around `arun` for synchronous callers."""
+        return asyncio.run(self._run_and_close(requests, on_result))
+
+    async def _run_and_close(self, requests, on_result) -> UsageTotals:
+        try:
+            return await self.arun(requests, on_result)
+        finally:
+            await self.backend.aclose()
+
+    async def arun(self, requests: Iterable[LLMRequest], on_result: ResultCallback) -> UsageTotals:
+        identity = self.backend.identity
+        to_send = self._answer_from_cache(enumerate(requests), identity, on_result)
+        workers = [asyncio.create_task(self._worker(to_send, identity, on_result)) for _ in range(self.limiter.max_limit)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            if self.cache is not None:
+                self.cache.flush()
+        return self.usage
+
+    def _answer_from_cache(self, indexed: Iterator, identity: str, on_result: ResultCallback):
+        """Yield (index, request, key) for what must be sent; answer the rest from the cache.
+
+        A generator shared by all workers: lazily consumed, so memory stays bounded.
+        """
+        for index, request in indexed:
+            key = request.cache_key(identity)
+            cached = self.cache.get(key) if (self.cache is not None and self.options.read_cache) else None
+            if cached is None:
+                yield index, request, key
+                continue
+            self._account(key, cached)
+            on_result(index, request, cached)
+
+    async def _worker(self, to_send: Iterator, identity: str, on_result: ResultCallback) -> None:
+        for index, request, key in to_send:
+            response = await self._send_with_retries(request)
+            if response.ok and self.cache is not None and self.options.write_cache:
+                self.cache.queue_response(key, identity, response)
+            self._account(key, response)
+            on_result(index, request, response)
+
+    async def _send_with_retries(self, request: LLMRequest) -> LLMResponse:
+        started = time.perf_counter()
+        for attempt in range(1, self.options.retry.max_attempts + 1):
+            epoch = await self.limiter.acquire()
+            try:
+                response = await self.backend.complete(request, self.options.timeout_s)
+            except PermanentError as exc:
+                self.limiter.release(epoch)
+                return self._failed(exc, attempt, started)
+            except TransientError as exc:
+                self.limiter.release(epoch, rate_limited=isinstance(exc, RateLimited))
+                if attempt == self.options.retry.max_attempts:
+                    return self._failed(exc, attempt, started, gave_up=True)
+                await asyncio.sleep(self.options.retry.delay(attempt, exc.retry_after, self._rng))
+                continue
+            except Exception as exc:  # a backend bug must not lose the row: record it
+                self.limiter.release(epoch)
+                return self._failed(BackendError(f"{exc.__class__.__name__}: {exc}"), attempt, started)
+            self.limiter.release(epoch)
+            return response.model_copy(update={"attempts": attempt, "latency_s": time.perf_counter() - started})
+        raise AssertionError("unreachable: the loop returns on its last attempt")
+
+    @staticmethod
+    def _failed(exc: BackendError, attempts: int, started: float, gave_up: bool = False) -> LLMResponse:
+        reason = f"gave up after {attempts} attempts: {exc.reason}" if gave_up else exc.reason
+        return LLMResponse(error=reason, attempts=attempts, latency_s=time.perf_counter() - started)
+
+    def _account(self, key: str, response: LLMResponse) -> None:
+        price = self.options.price
+        cost = price.cost(response.usage.prompt_tokens, response.usage.completion_tokens) if price else None
+        self.usage.add(response, cost)
+        if self.cache is None:
+            return
+        self.cache.queue_call(
+            CallRecord(
+                model=self.backend.identity, step=self.options.step, key=key, cache_hit=response.cached,
+                prompt_tokens=response.usage.prompt_tokens, completion_tokens=response.usage.completion_tokens,
+                latency_s=response.latency_s, attempts=response.attempts, error=response.error,
+                cost=None if response.cached else cost,
+            )
+        )
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        """Group commit: everything that completes in this loop turn shares one transaction."""
+        if self._flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.cache.flush()
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        self.cache.flush()

@@ -1,0 +1,59 @@
+"""Usage accounting: requests, tokens, cache hits, failures and cost, per model and step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from synthwright.errors import UserError
+from synthwright.llm.records import LLMResponse
+
+
+@dataclass(frozen=True)
+class Price:
+    """US dollars per million prompt and completion tokens."""
+
+    input_per_mtok: float
+    output_per_mtok: float
+
+    @classmethod
+    def parse(cls, text: str) -> "Price":
+        """'0.15/0.60' -> Price(0.15, 0.60)."""
+        try:
+            prompt, _, completion = text.partition("/")
+            return cls(float(prompt), float(completion or prompt))
+        except ValueError:
+            raise UserError(f"Cannot read the price '{text}'.", "Write it as INPUT/OUTPUT dollars per million tokens, e.g. 0.15/0.60.") from None
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input_per_mtok + completion_tokens * self.output_per_mtok) / 1e6
+
+
+@dataclass
+class UsageTotals:
+    """Counters for one engine run. `sent` counts requests that reached the model."""
+
+    sent: int = 0
+    cache_hits: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, response: LLMResponse, cost: float | None) -> None:
+        if response.cached:
+            self.cache_hits += 1
+        else:
+            self.sent += 1
+            self.retries += max(0, response.attempts - 1)
+            self.prompt_tokens += response.usage.prompt_tokens
+            self.completion_tokens += response.usage.completion_tokens
+            self.cost += cost or 0.0
+        if response.ok:
+            self.succeeded += 1
+        else:
+            self.failed += 1
+            reason = (response.error or "unknown").split(":", 1)[0]
+            self.failure_reasons[reason] = self.failure_reasons.get(reason, 0) + 1

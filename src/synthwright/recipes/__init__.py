@@ -1,0 +1,1 @@
+"""Recipes: how rows become model requests, and how answers become rows."""
