@@ -1,0 +1,1 @@
+"""The `synthwright` command line: one module per command group."""
