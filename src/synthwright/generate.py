@@ -22,7 +22,7 @@ from synthwright.llm.records import LLMRequest, LLMResponse, SamplingParams
 from synthwright.llm.spec import ModelSpec, load_backend
 from synthwright.llm.usage import Price, UsageTotals
 from synthwright.paths import cache_path
-from synthwright.recipes.template import RowRenderError, TemplatePrompt, derive_seed
+from synthwright.recipes.template import RowRenderError, TemplatePrompt, derive_seed, load_json_schema
 
 
 @dataclass(frozen=True)
@@ -250,16 +250,3 @@ class _OrderedOutput:
         else:
             self.config.failures_path.unlink(missing_ok=True)  # stale from an earlier run
         return self.writer.close()
-
-
-def load_json_schema(path: Path) -> dict[str, Any]:
-    try:
-        schema = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"JSON schema file '{path}' does not exist.", "Check the --json-schema path.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"JSON schema file '{path}' is not valid JSON ({exc}).", "Fix the file.") from None
-    if not isinstance(schema, dict):
-        raise UserError(f"JSON schema file '{path}' holds a {type(schema).__name__}, not an object.", "A schema is a JSON object.")
-    return schema
-

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from synthwright.cli import generate, models, usage
+from synthwright.cli import generate, models, pipeline, usage
 from synthwright.errors import UserError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 models.register(app)
 generate.register(app)
 usage.register(app)
+pipeline.register(app)
 
 
 def main() -> None:
@@ -29,8 +30,17 @@ def main() -> None:
         print(message, file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: rerun the same command to resume (completed requests are cached)", file=sys.stderr)
-        sys.exit(130)
+        _interrupted()
+    except SystemExit as exc:
+        # Typer turns Ctrl-C into a silent `sys.exit(130)` before it can reach the clause above.
+        if exc.code == 130:
+            _interrupted()
+        raise
+
+
+def _interrupted() -> None:
+    print("interrupted: rerun the same command to resume (completed requests are cached)", file=sys.stderr)
+    sys.exit(130)
 
 
 if __name__ == "__main__":

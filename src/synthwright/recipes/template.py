@@ -8,6 +8,7 @@ front, before anything is sent.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,3 +89,16 @@ def derive_seed(base_seed: int, row_index: int, sample_index: int) -> int:
     """Per-request seed from the run seed, the row and the sample: reproducible, not shared."""
     digest = hashlib.sha256(f"{base_seed}:{row_index}:{sample_index}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def load_json_schema(path: Path) -> dict[str, Any]:
+    try:
+        schema = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"JSON schema file '{path}' does not exist.", "Check the --json-schema path.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"JSON schema file '{path}' is not valid JSON ({exc}).", "Fix the file.") from None
+    if not isinstance(schema, dict):
+        raise UserError(f"JSON schema file '{path}' holds a {type(schema).__name__}, not an object.", "A schema is a JSON object.")
+    return schema
+

@@ -1,0 +1,165 @@
+"""`synthwright run`, `inspect`, `export` and `steps`: pipelines from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from synthwright.cli.console import err, out
+from synthwright.core.step import STEP_TYPES, BatchResult, StepStats
+from synthwright.errors import UserError
+from synthwright.io.export import FORMATS, export_rows
+from synthwright.pipeline.config import load_pipeline
+from synthwright.pipeline.executor import RunObserver
+from synthwright.pipeline.pipeline import run_pipeline
+from synthwright.pipeline.plan import PlannedStep, default_run_dir
+from synthwright.pipeline.rundir import RunDirectory
+from synthwright.pipeline.steps import load_step_types
+
+
+class ProgressObserver(RunObserver):
+    """One progress line per step: batches done, rows, requests, failures, ETA."""
+
+    def __init__(self):
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rows]} rows out"), TextColumn("{task.fields[sent]} sent"),
+            TextColumn("[cyan]{task.fields[hits]} cached"), TextColumn("[red]{task.fields[failed]} failed"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=err,
+        )
+        self._task = None
+        self._totals = StepStats()
+
+    def step_skipped(self, planned: PlannedStep, stats: StepStats) -> None:
+        err.print(f"[dim]= {planned.step.name}: up to date ({stats.rows_out} rows)[/]")
+
+    def step_started(self, planned: PlannedStep, total_batches: int | None, done_batches: int) -> None:
+        self._totals = StepStats()
+        if self._task is None:
+            self.progress.start()
+        else:
+            self.progress.remove_task(self._task)
+        resumed = f" (resuming: {done_batches} batches done)" if done_batches else ""
+        self._task = self.progress.add_task(
+            f"{planned.step.name}{resumed}", total=total_batches, completed=done_batches, rows=0, sent=0, hits=0, failed=0
+        )
+
+    def batch_finished(self, planned: PlannedStep, result: BatchResult) -> None:
+        self._totals = self._totals.merge(result.stats)
+        t = self._totals
+        self.progress.update(
+            self._task, advance=1, rows=t.rows_out, sent=t.requests_sent, hits=t.cache_hits, failed=sum(t.failed.values())
+        )
+
+    def step_finished(self, planned: PlannedStep, stats: StepStats) -> None:
+        self.progress.update(self._task, completed=self.progress.tasks[-1].total or 1)
+
+    def close(self) -> None:
+        if self._task is not None:
+            self.progress.stop()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run(
+        pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
+        run_dir: Path = typer.Option(None, "--run-dir", help="Run folder (default: runs/NAME, so a rerun resumes it)."),
+        cache: Path = typer.Option(None, "--cache", help="Request cache file."),
+    ) -> None:
+        """Run (or resume) a pipeline. Finished steps are skipped; a changed step reruns with what follows it.
+
+        Example: synthwright run examples/pipeline.yaml
+        """
+        from synthwright.core.step import StepContext
+
+        config = load_pipeline(pipeline)
+        folder = run_dir or default_run_dir(config)
+        context = StepContext(run_seed=config.seed, workdir=pipeline.resolve().parent, cache_file=cache)
+        observer = ProgressObserver()
+        try:
+            result = run_pipeline(config, folder, workdir=pipeline.resolve().parent, observer=observer, context=context)
+        finally:
+            observer.close()
+        _print_step_table(RunDirectory(result.run_dir), title=f"run {config.name}")
+        out.print(f"run folder: {result.run_dir}  ({result.requests_sent} requests sent)")
+
+    @app.command("inspect")
+    def inspect(run_dir: Path = typer.Argument(..., help="A run folder.")) -> None:
+        """Per-step counts: rows in/out, drops by reason, failures, tokens, cost, time.
+
+        Example: synthwright inspect runs/beginner-questions
+        """
+        rundir = _existing_run(run_dir)
+        manifest = rundir.read_manifest()
+        _print_step_table(rundir, title=f"{manifest['name']}  ({run_dir})")
+        last = manifest["history"][-1]
+        out.print(f"last run: {last['status']}; models: {json.dumps(manifest.get('models', {}))}")
+
+    @app.command("export")
+    def export(
+        run_dir: Path = typer.Argument(..., help="A run folder."),
+        step: str = typer.Option(..., "--step", help="The step whose rows to export."),
+        format: str = typer.Option("jsonl", "--format", help=f"One of: {', '.join(FORMATS)}."),
+        output: Path = typer.Option(None, "--output", "-o", help="Where to write (default: RUN_DIR/exports/STEP.FORMAT)."),
+        kind: str = typer.Option("out", "--rows", help="out (kept), dropped or failed rows."),
+        no_meta: bool = typer.Option(False, "--no-meta", help="Leave the `_meta` lineage column out."),
+    ) -> None:
+        """Export a step's rows as JSONL, Parquet or a Hugging Face datasets folder.
+
+        Example: synthwright export runs/beginner-questions --step clean --format hf
+        """
+        rundir = _existing_run(run_dir)
+        if rundir.read_state(step) is None:
+            steps = ", ".join(p.name for p in sorted((rundir.path / "steps").iterdir()))
+            raise UserError(f"Run {run_dir} has no step '{step}'.", f"Use one of: {steps}.")
+        if kind not in ("out", "dropped", "failed"):
+            raise UserError(f"--rows must be out, dropped or failed, not '{kind}'.")
+        suffix = {"jsonl": ".jsonl", "parquet": ".parquet", "hf": ""}.get(format, "")
+        target = output or rundir.path / "exports" / f"{step}{'' if kind == 'out' else '.' + kind}{suffix}"
+        rows = list(rundir.rows(step, kind))
+        written = export_rows(rows, target, format, include_meta=not no_meta)
+        out.print(f"exported {len(rows)} rows of step '{step}' to {written}")
+
+    @app.command("steps")
+    def steps() -> None:
+        """List the step types a pipeline can use, with their options."""
+        load_step_types()
+        for name, cls in sorted(STEP_TYPES.items()):
+            out.print(f"[bold]{name}[/]  {cls.description}")
+            for field_name, field in cls.Options.model_fields.items():
+                default = "required" if field.is_required() else f"default {field.default!r}"
+                out.print(f"    {field_name}: {default}" + (f"  ({field.description})" if field.description else ""))
+
+
+def _existing_run(run_dir: Path) -> RunDirectory:
+    rundir = RunDirectory(run_dir)
+    if rundir.read_manifest() is None:
+        raise UserError(f"'{run_dir}' is not a run folder (no manifest.json).", "Give the folder `synthwright run` printed.")
+    return rundir
+
+
+def _print_step_table(rundir: RunDirectory, title: str) -> None:
+    table = Table(title=title)
+    for column in ("step", "state", "in", "out", "dropped", "failed", "sent", "cached", "tokens", "cost $", "time"):
+        table.add_column(column, justify="left" if column in ("step", "state", "dropped", "failed") else "right")
+    manifest = rundir.read_manifest() or {}
+    for step in (s["name"] for s in manifest.get("config", {}).get("steps", [])):
+        state = rundir.read_state(step)
+        if state is None:
+            table.add_row(step, "pending", *[""] * 9)
+            continue
+        stats = rundir.merged_stats(step)
+        table.add_row(
+            step, state["status"], f"{stats.rows_in:,}", f"{stats.rows_out:,}", _reasons(stats.dropped), _reasons(stats.failed),
+            f"{stats.requests_sent:,}", f"{stats.cache_hits:,}", f"{stats.prompt_tokens + stats.completion_tokens:,}",
+            f"{stats.cost:.4f}", f"{stats.seconds:.1f}s",
+        )
+    out.print(table)
+
+
+def _reasons(counter) -> str:
+    return ", ".join(f"{reason} {count}" for reason, count in counter.most_common()) or "0"

@@ -1,0 +1,258 @@
+"""Steps: what a pipeline is made of.
+
+- A `RowStep` transforms a batch of rows into kept, dropped and failed rows. It must not
+  depend on other batches, so an executor may run batches anywhere, in any order, and
+  resume after the last finished batch.
+- A `FilterStep` is a row step that only keeps or drops, always with a reason.
+- A `SourceStep` produces the first rows (from a file, a corpus, seed tasks).
+- A `Stage` needs all its input at once (a dedup index, score recovery, training).
+
+Every step has typed `Options` (a pydantic model that forbids unknown keys), declares the
+columns it reads and writes, and reports counters in `StepStats`. Steps are registered by
+type name, so YAML (`uses: generate`) and Python (`pipeline.step(..., "generate")`) name
+them the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from synthwright.core.lineage import Row
+from synthwright.errors import UserError
+
+
+class StepOptions(BaseModel):
+    """Base for a step's typed options: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class StepStats:
+    """Counters that add up: rows_in == rows_out + dropped + failed for row steps."""
+
+    rows_in: int = 0
+    rows_out: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    failed: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+    requests_sent: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+    def merge(self, other: "StepStats") -> "StepStats":
+        return StepStats(
+            rows_in=self.rows_in + other.rows_in, rows_out=self.rows_out + other.rows_out,
+            dropped=self.dropped + other.dropped, failed=self.failed + other.failed,
+            seconds=self.seconds + other.seconds, requests_sent=self.requests_sent + other.requests_sent,
+            cache_hits=self.cache_hits + other.cache_hits, prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens, cost=self.cost + other.cost,
+        )
+
+    def add_usage(self, usage) -> None:
+        """Fold in an LLM engine's `UsageTotals`."""
+        self.requests_sent += usage.sent
+        self.cache_hits += usage.cache_hits
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        self.cost += usage.cost
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "dropped": dict(self.dropped), "failed": dict(self.failed)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "StepStats":
+        return cls(**{**data, "dropped": Counter(data.get("dropped") or {}), "failed": Counter(data.get("failed") or {})})
+
+
+@dataclass
+class BatchResult:
+    kept: list[Row] = field(default_factory=list)
+    dropped: list[tuple[Row, str]] = field(default_factory=list)
+    failed: list[tuple[Row, str]] = field(default_factory=list)
+    stats: StepStats = field(default_factory=StepStats)
+
+    def keep(self, row: Row) -> None:
+        self.kept.append(row)
+        self.stats.rows_out += 1
+
+    def drop(self, row: Row, reason: str) -> None:
+        self.dropped.append((row, reason))
+        self.stats.dropped[reason] += 1
+
+    def fail(self, row: Row, reason: str) -> None:
+        self.failed.append((row, reason))
+        self.stats.failed[_reason_class(reason)] += 1
+
+
+def _reason_class(reason: str) -> str:
+    """Group failure messages by kind for counters ("HTTP 500: ..." -> "HTTP 500")."""
+    return reason.split(":", 1)[0][:80]
+
+
+@dataclass
+class StepContext:
+    """What a step may use while it runs. Built from plain values, so a worker process can
+    rebuild it; handles (model backends, the request cache) open lazily, once per process.
+    """
+
+    run_seed: int = 0
+    workdir: Path = Path(".")  # config paths are relative to this (the pipeline file's folder)
+    run_dir: Path | None = None  # outputs a step writes (exports) go under this
+    cache_file: Path | None = None
+    read_cache: bool = True
+    write_cache: bool = True
+    max_concurrency: int | None = None
+    timeout_s: float = 120.0
+    max_attempts: int = 6
+    _backends: dict = field(default_factory=dict, repr=False)
+    _cache: Any = field(default=None, repr=False)
+
+    def rng(self, *parts: Any) -> random.Random:
+        """Seeded randomness for one decision: derived from the run seed and `parts`
+        (row id, sample index, ...), so a rerun makes the same choice."""
+        digest = hashlib.sha256(json.dumps([self.run_seed, *parts], default=str).encode()).digest()
+        return random.Random(int.from_bytes(digest[:8], "little"))
+
+    def seed_for(self, *parts: Any) -> int:
+        return self.rng(*parts).randrange(2**31)
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from a config, relative to the pipeline file's folder."""
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else (self.workdir / path)
+
+    def output_path(self, path: str | Path) -> Path:
+        """Where a step writes a file: relative paths land inside the run directory."""
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else (self.run_dir or self.workdir) / path
+
+    def backend(self, spec: str):
+        """The backend for a model spec, loaded once and shared by every step."""
+        from synthwright.llm.spec import load_backend
+
+        if spec not in self._backends:
+            self._backends[spec] = load_backend(spec)
+        return self._backends[spec]
+
+    def cache(self):
+        from synthwright.llm.cache import RequestCache
+        from synthwright.paths import cache_path
+
+        if self._cache is None and (self.read_cache or self.write_cache):
+            self._cache = RequestCache(self.cache_file or cache_path())
+        return self._cache
+
+    def engine(self, spec: str, step_name: str):
+        from synthwright.llm.concurrency import RetryPolicy
+        from synthwright.llm.engine import EngineOptions, LLMEngine
+
+        options = EngineOptions(
+            step=step_name, max_concurrency=self.max_concurrency, timeout_s=self.timeout_s,
+            retry=RetryPolicy(max_attempts=self.max_attempts), read_cache=self.read_cache,
+            write_cache=self.write_cache, seed=self.run_seed,
+        )
+        return LLMEngine(self.backend(spec), self.cache(), options)
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+
+
+class Step(ABC):
+    type_name: ClassVar[str] = ""
+    Options: ClassVar[type[StepOptions]] = StepOptions
+    #: columns the step reads from each row (checked before it runs)
+    input_columns: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+
+    def __init__(self, name: str, options: StepOptions, context: StepContext):
+        self.name = name
+        self.options = options
+        self.context = context
+
+    def required_columns(self) -> tuple[str, ...]:
+        """Columns this configured step needs; override when options name them."""
+        return self.input_columns
+
+    def output_columns(self) -> tuple[str, ...]:
+        return ()
+
+    def fingerprint_extra(self) -> dict[str, Any]:
+        """What else decides this step's output besides its options (e.g. a template's text)."""
+        return {}
+
+
+class SourceStep(Step):
+    @abstractmethod
+    def read(self) -> Iterator[Row]:
+        """The rows, each with `_meta` lineage."""
+
+
+class RowStep(Step):
+    #: rows per batch: the unit of resume and of parallel work
+    default_batch_size: ClassVar[int] = 64
+
+    @abstractmethod
+    def process(self, rows: list[Row]) -> BatchResult:
+        """Turn one batch of rows into kept, dropped and failed rows."""
+
+
+class FilterStep(RowStep):
+    default_batch_size = 1024
+
+    @abstractmethod
+    def keep(self, row: Row) -> str | None:
+        """None to keep the row, or the reason to drop it (a short snake_case label)."""
+
+    def process(self, rows: list[Row]) -> BatchResult:
+        result = BatchResult()
+        result.stats.rows_in = len(rows)
+        for row in rows:
+            reason = self.keep(row)
+            if reason is None:
+                result.keep(row)
+            else:
+                result.drop(row, reason)
+        return result
+
+
+class Stage(Step):
+    @abstractmethod
+    def run(self, rows: Iterable[Row]) -> BatchResult:
+        """Consume all input rows at once."""
+
+
+STEP_TYPES: dict[str, type[Step]] = {}
+
+
+def register_step(name: str):
+    def decorate(cls: type[Step]) -> type[Step]:
+        cls.type_name = name
+        STEP_TYPES[name] = cls
+        return cls
+
+    return decorate
+
+
+def step_class(name: str) -> type[Step]:
+    """The registered step type `name` (modules register theirs when imported)."""
+    try:
+        return STEP_TYPES[name]
+    except KeyError:
+        raise UserError(
+            f"Unknown step type '{name}'.", f"Use one of: {', '.join(sorted(STEP_TYPES))}."
+        ) from None

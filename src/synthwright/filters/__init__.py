@@ -1,0 +1,1 @@
+"""Filters: keep or drop rows, always with a reason."""

@@ -1,0 +1,59 @@
+"""Pipeline steps for data in and out: `load` (a source) and `export` (a stage)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Literal
+
+from pydantic import Field
+
+from synthwright.core.lineage import Row, derive_id
+from synthwright.core.step import BatchResult, SourceStep, Stage, StepOptions, register_step
+from synthwright.io.export import export_rows
+from synthwright.io.rows import read_rows
+
+
+class LoadOptions(StepOptions):
+    path: str = Field(description="A .jsonl or .parquet file")
+    id_column: str | None = Field(None, description="Column holding a stable row id (default: derived from the position)")
+    limit: int | None = Field(None, ge=1)
+
+
+@register_step("load")
+class LoadStep(SourceStep):
+    Options = LoadOptions
+    description = "Read rows from a JSONL or Parquet file and give each one lineage."
+
+    def fingerprint_extra(self):
+        path = self.context.resolve(self.options.path)
+        stat = path.stat() if path.exists() else None
+        return {"size": stat.st_size if stat else None, "mtime_ns": stat.st_mtime_ns if stat else None}
+
+    def read(self) -> Iterator[Row]:
+        path = self.context.resolve(self.options.path)
+        rows = read_rows(path)
+        for index, row in enumerate(rows[: self.options.limit] if self.options.limit else rows):
+            source_id = row.get(self.options.id_column) if self.options.id_column else index
+            meta = {"id": derive_id(path.name, source_id), "step": self.name, "source": path.name, "source_index": index}
+            yield {**{k: v for k, v in row.items() if k != "_meta"}, "_meta": meta}
+
+
+class ExportOptions(StepOptions):
+    path: str = Field(description="Where to write (relative paths land inside the run directory)")
+    format: Literal["jsonl", "parquet", "hf"] = "jsonl"
+    include_meta: bool = True
+
+
+@register_step("export")
+class ExportStep(Stage):
+    Options = ExportOptions
+    description = "Write the rows to a JSONL file, a Parquet file or a Hugging Face datasets folder."
+
+    def run(self, rows: Iterable[Row]) -> BatchResult:
+        result = BatchResult()
+        rows = list(rows)
+        result.stats.rows_in = len(rows)
+        export_rows(rows, self.context.output_path(self.options.path), self.options.format, self.options.include_meta)
+        for row in rows:
+            result.keep(row)
+        return result

@@ -1,0 +1,152 @@
+"""Pipeline configuration: YAML validated by typed models, errors with file and line.
+
+```yaml
+name: questions
+seed: 13
+steps:
+  - name: topics
+    uses: load
+    with: {path: topics.jsonl}
+  - name: questions
+    uses: generate            # input: the previous step unless `input:` names another
+    with: {model: "llamacpp:smollm2-135m", template: question.j2, samples: 2}
+```
+
+Each step's `with:` is validated against that step type's own `Options` model, so a typo
+in an option name is an error that points at its line, never a silently ignored key.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from synthwright.core.step import StepOptions, step_class
+from synthwright.errors import UserError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class StepConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str
+    uses: str
+    input: str | None = Field(None, description="The step whose output this step reads (default: the previous one)")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    batch_size: int | None = Field(None, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError("a step name is letters, digits, '_', '-' or '.', starting with a letter or digit")
+        return value
+
+    def options(self) -> StepOptions:
+        return step_class(self.uses).Options.model_validate(self.with_)
+
+
+class PipelineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    seed: int = 0
+    steps: list[StepConfig] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError("a pipeline name is letters, digits, '_', '-' or '.' (it names the run folder)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> "PipelineConfig":
+        seen: set[str] = set()
+        for index, step in enumerate(self.steps):
+            if step.name in seen:
+                raise ValueError(f"two steps are named '{step.name}'")
+            if step.input is not None and step.input not in seen:
+                raise ValueError(f"step '{step.name}' reads '{step.input}', which is not an earlier step")
+            seen.add(step.name)
+        return self
+
+    def input_of(self, index: int) -> str | None:
+        step = self.steps[index]
+        if step.input is not None:
+            return step.input
+        return self.steps[index - 1].name if index > 0 else None
+
+
+def load_pipeline(path: str | Path) -> PipelineConfig:
+    """Read and validate a pipeline YAML file; errors name the file and line."""
+    from synthwright.pipeline.steps import load_step_types
+
+    load_step_types()
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"Pipeline file '{path}' does not exist.", "Check the path.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise UserError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}).", "Fix the YAML syntax.") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: the file must be a mapping with `name` and `steps`.", "See examples/pipeline.yaml.")
+    return validate_pipeline(data, source=str(path), root=root)
+
+
+def validate_pipeline(data: dict[str, Any], source: str = "<pipeline>", root: yaml.Node | None = None) -> PipelineConfig:
+    """Validate a pipeline given as plain data (what YAML or the Python API builds)."""
+    from synthwright.pipeline.steps import load_step_types
+
+    load_step_types()
+    try:
+        config = PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _located_error(exc, (), source, root) from None
+    for index, step in enumerate(config.steps):
+        try:
+            step.options()
+        except ValidationError as exc:
+            raise _located_error(exc, ("steps", index, "with"), source, root) from None
+        except UserError as exc:  # unknown step type
+            line = _line_of(root, ("steps", index, "uses"))
+            raise UserError(f"{source}:{line}: {exc.problem}" if line else f"{source}: {exc.problem}", exc.fix) from None
+    return config
+
+
+def _located_error(exc: ValidationError, prefix: tuple, source: str, root: yaml.Node | None) -> UserError:
+    first = exc.errors()[0]
+    loc = prefix + tuple(first["loc"])
+    line = _line_of(root, loc)
+    where = f"{source}:{line}" if line else source
+    field = ".".join(str(part) for part in loc) or "(top level)"
+    more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+    return UserError(f"{where}: {field}: {first['msg']}{more}.", "Fix that entry; `synthwright steps` lists every step type and its options.")
+
+
+def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+    """1-based line of the YAML node at `loc` (or of its nearest existing parent)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((value for key, value in node.value if key.value == part), None)
+            if match is None:
+                key = next((key for key, _ in node.value if key.value == part), None)
+                return key.start_mark.line + 1 if key is not None else line
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line

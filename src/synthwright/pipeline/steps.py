@@ -1,0 +1,18 @@
+"""The step types a pipeline can use: built-in ones and those from installed plugins."""
+
+from __future__ import annotations
+
+from functools import cache
+
+
+@cache
+def load_step_types() -> None:
+    """Import the modules that register step types (plugins: `synthwright.steps` entry points)."""
+    from importlib.metadata import entry_points
+
+    import synthwright.filters.text_rules  # noqa: F401
+    import synthwright.io.steps  # noqa: F401
+    import synthwright.recipes.generate_step  # noqa: F401
+
+    for entry in entry_points(group="synthwright.steps"):
+        entry.load()
