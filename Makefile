@@ -24,10 +24,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/synthwright models
-	$(BIN)/synthwright generate --model llamacpp:qwen2.5-coder-1.5b \
-		--template examples/question.j2 --input examples/topics.jsonl \
-		--output $(DEMO_DIR)/questions.jsonl --samples 2 --max-tokens 48 --temperature 0.8
-	@echo "demo output: $(DEMO_DIR)/questions.jsonl"
+	$(BIN)/synthwright run examples/demo.yaml --run-dir $(DEMO_DIR)
+	$(BIN)/synthwright export $(DEMO_DIR) --step clean --format hf
+	@echo "demo output: $(DEMO_DIR)/questions.jsonl (and a datasets folder in $(DEMO_DIR)/exports/clean)"
 	@head -n 3 $(DEMO_DIR)/questions.jsonl
 
 test: $(STAMP)

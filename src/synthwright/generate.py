@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthwright.errors import UserError
-from synthwright.io.rows import RowWriter, read_rows
+from synthwright.io.rows import RowWriter, check_row_format, read_rows
 from synthwright.llm.cache import RequestCache
 from synthwright.llm.concurrency import RetryPolicy
 from synthwright.llm.engine import EngineOptions, LLMEngine
@@ -54,7 +53,8 @@ class GenerateConfig:
 
 
 def failures_path_for(output: Path) -> Path:
-    return output.with_name(output.name.split(".")[0] + ".failures.jsonl")
+    """out.jsonl -> out.failures.jsonl; a.v1.parquet -> a.v1.failures.jsonl."""
+    return output.with_name(output.with_suffix("").name + ".failures.jsonl")
 
 
 @dataclass
@@ -102,6 +102,7 @@ class DryRunEstimate:
 class GenerateJob:
     def __init__(self, config: GenerateConfig):
         self.config = config
+        check_row_format(config.output)  # before any work, dry runs included
         self.prompt = TemplatePrompt.from_file(config.template, system=config.system, raw=config.raw_prompt)
         rows = read_rows(config.input)
         self.rows = rows[: config.limit] if config.limit else rows

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 
 from synthwright.core.lineage import Row
 from synthwright.errors import UserError
+from synthwright.llm.usage import failure_kind
 
 
 class StepOptions(BaseModel):
@@ -94,12 +95,7 @@ class BatchResult:
 
     def fail(self, row: Row, reason: str) -> None:
         self.failed.append((row, reason))
-        self.stats.failed[_reason_class(reason)] += 1
-
-
-def _reason_class(reason: str) -> str:
-    """Group failure messages by kind for counters ("HTTP 500: ..." -> "HTTP 500")."""
-    return reason.split(":", 1)[0][:80]
+        self.stats.failed[failure_kind(reason)] += 1
 
 
 @dataclass

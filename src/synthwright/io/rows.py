@@ -19,6 +19,11 @@ JSONL_SUFFIXES = {".jsonl", ".json", ".ndjson"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 
 
+def check_row_format(path: str | Path) -> str:
+    """'jsonl' or 'parquet' for a rows file, from its extension; UserError otherwise."""
+    return _format_of(Path(path))
+
+
 def _format_of(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in JSONL_SUFFIXES:

@@ -63,15 +63,20 @@ class AdaptiveLimiter:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded retries with exponential backoff and full jitter; Retry-After wins."""
+    """Bounded retries with exponential backoff and full jitter; Retry-After wins.
+
+    `max_delay_s` caps our own backoff only. A server's Retry-After is honoured in full
+    (retrying sooner just earns another 429), up to `max_retry_after_s` as a safety net.
+    """
 
     max_attempts: int = 6
     base_delay_s: float = 0.5
     max_delay_s: float = 30.0
+    max_retry_after_s: float = 300.0
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         if retry_after is not None:
-            return min(self.max_delay_s, retry_after) * (1.0 + 0.1 * rng.random())
+            return min(self.max_retry_after_s, retry_after) * (1.0 + 0.1 * rng.random())
         ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
         return rng.uniform(0.0, ceiling)

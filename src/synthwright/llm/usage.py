@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from synthwright.errors import UserError
@@ -26,6 +27,14 @@ class Price:
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.input_per_mtok + completion_tokens * self.output_per_mtok) / 1e6
+
+
+_GAVE_UP = re.compile(r"^gave up after \d+ attempts: ")
+
+
+def failure_kind(error: str) -> str:
+    """The kind of a failure, for counters: "gave up after 6 attempts: HTTP 500: ..." -> "HTTP 500"."""
+    return _GAVE_UP.sub("", error).split(":", 1)[0][:80]
 
 
 @dataclass
@@ -55,5 +64,5 @@ class UsageTotals:
             self.succeeded += 1
         else:
             self.failed += 1
-            reason = (response.error or "unknown").split(":", 1)[0]
+            reason = failure_kind(response.error or "unknown")
             self.failure_reasons[reason] = self.failure_reasons.get(reason, 0) + 1
