@@ -21,7 +21,7 @@ from synthwright.llm.records import LLMRequest, LLMResponse, SamplingParams
 from synthwright.llm.spec import ModelSpec, load_backend
 from synthwright.llm.usage import Price, UsageTotals
 from synthwright.paths import cache_path
-from synthwright.recipes.template import RowRenderError, TemplatePrompt, derive_seed, load_json_schema
+from synthwright.recipes.template import RowRenderError, TemplatePrompt, derive_seed
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ import typer
 
 from synthwright.cli.console import err, out
 from synthwright.cli.progress import RichProgress
-from synthwright.generate import DryRunEstimate, GenerateConfig, GenerateJob, GenerateSummary, load_json_schema
+from synthwright.generate import DryRunEstimate, GenerateConfig, GenerateJob, GenerateSummary
+from synthwright.recipes.template import load_json_schema
 from synthwright.llm.records import SamplingParams
 from synthwright.llm.usage import Price
 from synthwright.errors import UserError

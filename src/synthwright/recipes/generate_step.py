@@ -6,7 +6,6 @@ the parent's id, the generator model and the template hash in its lineage.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field, model_validator
