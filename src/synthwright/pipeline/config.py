@@ -31,6 +31,14 @@ from synthwright.errors import UserError
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+class _StepProblem(ValueError):
+    """A problem a whole-pipeline check found, with where it is (so errors can name the line)."""
+
+    def __init__(self, loc: tuple, message: str):
+        super().__init__(message)
+        self.loc = loc
+
+
 class StepConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -70,9 +78,9 @@ class PipelineConfig(BaseModel):
         seen: set[str] = set()
         for index, step in enumerate(self.steps):
             if step.name in seen:
-                raise ValueError(f"two steps are named '{step.name}'")
+                raise _StepProblem(("steps", index, "name"), f"two steps are named '{step.name}'")
             if step.input is not None and step.input not in seen:
-                raise ValueError(f"step '{step.name}' reads '{step.input}', which is not an earlier step")
+                raise _StepProblem(("steps", index, "input"), f"step '{step.name}' reads '{step.input}', which is not an earlier step")
             seen.add(step.name)
         return self
 
@@ -126,7 +134,8 @@ def validate_pipeline(data: dict[str, Any], source: str = "<pipeline>", root: ya
 
 def _located_error(exc: ValidationError, prefix: tuple, source: str, root: yaml.Node | None) -> UserError:
     first = exc.errors()[0]
-    loc = prefix + tuple(first["loc"])
+    cause = (first.get("ctx") or {}).get("error")
+    loc = prefix + tuple(first["loc"]) + (cause.loc if isinstance(cause, _StepProblem) else ())
     line = _line_of(root, loc)
     where = f"{source}:{line}" if line else source
     field = ".".join(str(part) for part in loc) or "(top level)"
@@ -139,14 +148,16 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
-            match = next((value for key, value in node.value if key.value == part), None)
-            if match is None:
-                key = next((key for key, _ in node.value if key.value == part), None)
-                return key.start_mark.line + 1 if key is not None else line
-            node = match
+            pair = next(((key, value) for key, value in node.value if key.value == part), None)
+            if pair is None:
+                return line
+            # The key's line: for a block value (`with:` then its options) the value starts
+            # on the next line, but a problem with the whole value belongs to `with:`.
+            key, node = pair
+            line = key.start_mark.line + 1
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = node.value[part]
+            line = node.start_mark.line + 1
         else:
             break
-        line = node.start_mark.line + 1
     return line

@@ -12,7 +12,7 @@ import itertools
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from synthwright.core.lineage import Row
 from synthwright.core.step import BatchResult, RowStep, SourceStep, Stage, StepStats
@@ -37,12 +37,35 @@ class RunObserver:
 class StepOutcome:
     name: str
     skipped: bool
-    stats: StepStats
+    stats: StepStats  # the whole step's counters, batches of earlier runs included
+    fresh: StepStats = field(default_factory=StepStats)  # only the batches this run processed
+
+
+class _CountingObserver(RunObserver):
+    """Passes every event on, adding up the batches each step finished in this run."""
+
+    def __init__(self, inner: RunObserver):
+        self.inner = inner
+        self.fresh: dict[str, StepStats] = {}
+
+    def step_skipped(self, planned: PlannedStep, stats: StepStats) -> None:
+        self.inner.step_skipped(planned, stats)
+
+    def step_started(self, planned: PlannedStep, total_batches: int | None, done_batches: int) -> None:
+        self.inner.step_started(planned, total_batches, done_batches)
+
+    def batch_finished(self, planned: PlannedStep, result: BatchResult) -> None:
+        name = planned.step.name
+        self.fresh[name] = self.fresh.get(name, StepStats()).merge(result.stats)
+        self.inner.batch_finished(planned, result)
+
+    def step_finished(self, planned: PlannedStep, stats: StepStats) -> None:
+        self.inner.step_finished(planned, stats)
 
 
 class Executor(ABC):
     def __init__(self, observer: RunObserver | None = None, retry_failed: bool = True):
-        self.observer = observer or RunObserver()
+        self.observer = _CountingObserver(observer or RunObserver())
         self.retry_failed = retry_failed
 
     def run(self, plan: list[PlannedStep], rundir: RunDirectory) -> list[StepOutcome]:
@@ -60,7 +83,7 @@ class Executor(ABC):
                 self.run_step(planned, rundir)
                 stats = rundir.finish_step(name)
                 self.observer.step_finished(planned, stats)
-                outcomes.append(StepOutcome(name, False, stats))
+                outcomes.append(StepOutcome(name, False, stats, self.observer.fresh.pop(name, StepStats())))
             digests[name] = rundir.read_state(name)["output_digest"]
         return outcomes
 

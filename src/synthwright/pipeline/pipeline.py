@@ -39,7 +39,8 @@ class RunResult:
 
     @property
     def requests_sent(self) -> int:
-        return sum(o.stats.requests_sent for o in self.outcomes)
+        """Requests this run sent (not those of earlier runs whose batches it kept)."""
+        return sum(o.fresh.requests_sent for o in self.outcomes)
 
 
 class Pipeline:
