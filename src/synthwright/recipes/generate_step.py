@@ -29,6 +29,7 @@ class GenerateOptions(StepOptions):
     stop: list[str] = []
     json_schema: dict[str, Any] | str | None = Field(None, description="A schema object or a path to one")
     output_column: str = "generation"
+    persona_column: str | None = Field(None, description="Column whose text (a persona) becomes the system prompt")
 
     @model_validator(mode="after")
     def _one_template(self) -> "GenerateOptions":
@@ -53,7 +54,8 @@ class GenerateStep(RowStep):
         self.schema = load_json_schema(context.resolve(schema)) if isinstance(schema, str) else schema
 
     def required_columns(self) -> tuple[str, ...]:
-        return tuple(sorted(self.prompt.variables))
+        persona = (self.options.persona_column,) if self.options.persona_column else ()
+        return tuple(sorted(self.prompt.variables)) + persona
 
     def output_columns(self) -> tuple[str, ...]:
         return (self.options.output_column,)
@@ -83,13 +85,19 @@ class GenerateStep(RowStep):
                     seed=self.context.seed_for(self.name, row["_meta"]["id"], sample_index),
                 )
                 try:
-                    request = self.prompt.request(row, params, sample_index, json_schema=self.schema)
+                    request = self.prompt.request(row, params, sample_index, json_schema=self.schema, system=self._system_for(row))
                 except RowRenderError as exc:
                     result.fail(row, str(exc))
                     break
                 jobs.append((row, sample_index, request))
                 requests.append(request)
         return jobs, requests
+
+    def _system_for(self, row: Row) -> str | None:
+        """The persona (when configured) goes first, then the step's own system prompt."""
+        persona = row.get(self.options.persona_column) if self.options.persona_column else None
+        parts = [p for p in (persona, self.options.system) if p]
+        return "\n\n".join(parts) or None
 
     def _collect(self, result: BatchResult, row: Row, sample_index: int, request: LLMRequest, response: LLMResponse) -> None:
         if not response.ok:

@@ -75,11 +75,15 @@ class TemplatePrompt:
         except jinja2.UndefinedError as exc:
             raise RowRenderError(f"template needs a value this row lacks: {exc.message}") from None
 
-    def request(self, row: dict[str, Any], params: SamplingParams, sample_index: int = 0, **extra: Any) -> LLMRequest:
+    def request(
+        self, row: dict[str, Any], params: SamplingParams, sample_index: int = 0, system: str | None = None, **extra: Any
+    ) -> LLMRequest:
+        """The request for one row; `system` replaces the template's system prompt."""
         text = self.render(row)
         if self.raw:
             return LLMRequest(prompt=text, params=params, sample_index=sample_index, **extra)
-        messages = ((Message(role="system", content=self.system),) if self.system else ()) + (
+        system = system or self.system
+        messages = ((Message(role="system", content=system),) if system else ()) + (
             Message(role="user", content=text),
         )
         return LLMRequest(messages=messages, params=params, sample_index=sample_index, **extra)
