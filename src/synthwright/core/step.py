@@ -162,6 +162,12 @@ class StepContext:
         )
         return LLMEngine(self.backend(spec), self.cache(), options)
 
+    def ask(self, spec: str, step_name: str, requests: list) -> tuple[list, Any]:
+        """Answer `requests` (in order) through the engine; returns (responses, usage)."""
+        answers: list = [None] * len(requests)
+        usage = self.engine(spec, step_name).run(requests, lambda i, _req, resp: answers.__setitem__(i, resp))
+        return answers, usage
+
     def close(self) -> None:
         if self._cache is not None:
             self._cache.close()

@@ -108,7 +108,10 @@ class LlamaCppBackend(Backend):
         """The model's own chat template applied to `messages` (what Magpie builds on)."""
         formatter = self.chat_formatter()
         formatter.add_generation_prompt = add_generation_prompt
-        return formatter(messages=messages).prompt
+        try:
+            return formatter(messages=messages).prompt
+        finally:
+            formatter.add_generation_prompt = True  # shared with every chat request
 
     def tokens_for(self, request: LLMRequest) -> tuple[list[int], list[str]]:
         """Prompt tokens and the extra stop strings the chat template implies."""
