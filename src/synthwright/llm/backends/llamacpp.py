@@ -20,6 +20,7 @@ import json
 import os
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +169,8 @@ class LlamaCppBackend(Backend):
             from llama_cpp import LogitsProcessorList
 
             kwargs["logits_processor"] = LogitsProcessorList([recorder])
-        result = llm.create_completion(prompt=tokens, **kwargs)
+        with recorder.sampled_ids(llm) if recorder is not None else _nothing():
+            result = llm.create_completion(prompt=tokens, **kwargs)
         choice = result["choices"][0]
         text = choice["text"]
         usage = result.get("usage") or {}
@@ -195,12 +197,21 @@ class LlamaCppBackend(Backend):
         return self._grammars[key]
 
     def _choose(self, request: LLMRequest, tokens: list[int]) -> LLMResponse:
-        """Next-token probabilities over `request.choices`, renormalised among them."""
-        llm = self.llama()
-        self._evaluate_reusing_prefix(tokens)
-        logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),))
-        logprobs = _log_softmax(logits.astype(np.float64))
-        mass = {choice: float(np.exp(logprobs[self._first_token_ids(choice)]).sum()) for choice in request.choices}
+        """Next-token probabilities over `request.choices`, renormalised among them.
+
+        Tokenisers often split " 1" into [" ", "1"]. When the model's next token is such a
+        bare space, the choice comes one token later, so its probability is
+        P(c | x) + P(" " | x) * P(c | x + " "): one extra one-token evaluation.
+        """
+        logprobs = self._next_token_logprobs(tokens)
+        mass = {choice: float(np.exp(logprobs[self._choice_token_ids(choice)]).sum()) for choice in request.choices}
+        for space_id in self._bare_space_ids(request.choices):
+            p_space = float(np.exp(logprobs[space_id]))
+            if p_space < 1e-4:
+                continue
+            after_space = self._next_token_logprobs(tokens + [space_id])
+            for choice in request.choices:
+                mass[choice] += p_space * float(np.exp(after_space[self._choice_token_ids(choice, spaced=False)]).sum())
         total = sum(mass.values()) or 1.0
         probs = {choice: value / total for choice, value in mass.items()}
         best = max(probs, key=probs.get)
@@ -209,11 +220,27 @@ class LlamaCppBackend(Backend):
             usage=Usage(prompt_tokens=len(tokens), completion_tokens=0),
         )
 
-    def _first_token_ids(self, choice: str) -> list[int]:
-        """The token ids that start `choice`, with and without a leading space."""
+    def _next_token_logprobs(self, tokens: list[int]) -> np.ndarray:
         llm = self.llama()
-        ids = {llm.tokenize(variant.encode("utf-8"), add_bos=False, special=False)[0] for variant in (choice, " " + choice)}
-        return sorted(ids)
+        self._evaluate_reusing_prefix(tokens)
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),))
+        return _log_softmax(logits.astype(np.float64))
+
+    def _first_tokens(self, text: str) -> list[int]:
+        return self.llama().tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+    def _is_blank(self, token_id: int) -> bool:
+        return not self.llama().detokenize([token_id]).strip()
+
+    def _choice_token_ids(self, choice: str, spaced: bool = True) -> list[int]:
+        """Token ids that start `choice` (and " choice"), leaving out a bare-space first token."""
+        variants = (choice, " " + choice) if spaced else (choice,)
+        ids = {self._first_tokens(v)[0] for v in variants}
+        return sorted(i for i in ids if not self._is_blank(i))
+
+    def _bare_space_ids(self, choices: tuple[str, ...]) -> set[int]:
+        """First tokens of " choice" that are only whitespace (the split-off space)."""
+        return {first for c in choices if self._is_blank(first := self._first_tokens(" " + c)[0])}
 
     def _evaluate_reusing_prefix(self, tokens: list[int]) -> None:
         """Evaluate `tokens`, keeping whatever prefix llama.cpp already holds."""
@@ -237,11 +264,17 @@ class LlamaCppBackend(Backend):
 
 
 class _TopLogprobRecorder:
-    """A logits processor that notes the top-k log-probabilities at each sampled position."""
+    """Notes the top-k log-probabilities at each sampled position (as a logits processor)
+    and the token actually sampled there (by wrapping `Llama.sample` for one call).
+
+    The sampled ids matter: re-tokenising the returned text can merge tokens the model
+    sampled separately (' wand' + 'er'), which would shift every later entry.
+    """
 
     def __init__(self, k: int):
         self.k = k
         self.steps: list[tuple[np.ndarray, np.ndarray]] = []
+        self.sampled: list[int] = []
 
     def __call__(self, input_ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
         logprobs = _log_softmax(np.asarray(logits, dtype=np.float64))
@@ -250,15 +283,40 @@ class _TopLogprobRecorder:
         self.steps.append((top, logprobs))
         return logits
 
+    @contextmanager
+    def sampled_ids(self, llm):
+        original = llm.sample
+
+        def sample_and_note(*args, **kwargs):
+            token = original(*args, **kwargs)
+            self.sampled.append(int(token))
+            return token
+
+        llm.sample = sample_and_note  # an instance attribute shadows the method for this call only
+        try:
+            yield
+        finally:
+            del llm.sample
+
     def records(self, llm, text: str) -> tuple[TokenLogprob, ...]:
-        generated = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True) if text else []
-        out = []
-        for token_id, (top, logprobs) in zip(generated, self.steps):
-            piece = lambda i: llm.detokenize([int(i)]).decode("utf-8", "replace")  # noqa: E731
+        """One entry per sampled token that starts inside the returned text (tokens after a
+        stop string or the end-of-turn token are not part of the answer)."""
+        limit = len(text.encode("utf-8"))
+        out, offset = [], 0
+        for token_id, (top, logprobs) in zip(self.sampled, self.steps):
+            piece = llm.detokenize([token_id])
+            if offset >= limit or not piece:
+                break
             out.append(
                 TokenLogprob(
-                    token=piece(token_id), logprob=float(logprobs[token_id]),
-                    top={piece(i): float(logprobs[i]) for i in top},
+                    token=piece.decode("utf-8", "replace"), logprob=float(logprobs[token_id]),
+                    top={llm.detokenize([int(i)]).decode("utf-8", "replace"): float(logprobs[i]) for i in top},
                 )
             )
+            offset += len(piece)
         return tuple(out)
+
+
+@contextmanager
+def _nothing():
+    yield

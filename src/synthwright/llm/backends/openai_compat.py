@@ -88,11 +88,12 @@ class OpenAICompatBackend(Backend):
             if request.json_schema is not None:
                 body["response_format"] = self._response_format(request.json_schema)
             return "/chat/completions", body
+        if request.json_schema is not None:
+            # The completions endpoint has no response_format: the schema would be ignored.
+            raise PermanentError("a JSON schema needs a chat request on an OpenAI-compatible server (use messages, not a raw prompt)")
         body["prompt"] = request.prompt
         if top:
             body["logprobs"] = top
-        if request.json_schema is not None:
-            body["response_format"] = self._response_format(request.json_schema)
         return "/completions", body
 
     def _response_format(self, schema: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +120,7 @@ class OpenAICompatBackend(Backend):
         except aiohttp.ClientError as exc:
             raise TransientError(f"connection failed: {exc.__class__.__name__}: {exc}") from None
         if status != 200:
+            self._learn_json_mode(request, raw)
             _raise_for_status(status, headers.get("Retry-After"), raw)
         try:
             payload = json.loads(raw)
@@ -126,6 +128,13 @@ class OpenAICompatBackend(Backend):
         except (ValueError, KeyError, IndexError, TypeError):
             raise TransientError(f"malformed response body: {raw[:80]!r}") from None
         return _to_response(request, payload, choice, time.perf_counter() - started)
+
+    def _learn_json_mode(self, request: LLMRequest, raw: bytes) -> None:
+        """llama-cpp-python's server rejects OpenAI's `json_schema` response format but takes
+        `json_object` with a schema: switch once and retry instead of failing every row."""
+        if request.json_schema is not None and self.json_mode == "json_schema" and b"json_object" in raw:
+            self.json_mode = "json_object"
+            raise TransientError("server wants response_format json_object; retrying in that form", retry_after=0.0)
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -162,7 +171,10 @@ def _to_response(request: LLMRequest, payload: dict, choice: dict, latency: floa
         "logprobs": logprobs if request.top_logprobs else None,
     }
     if request.choices:
-        fields["choice_probs"] = choice_probabilities(request.choices, logprobs, text)
+        probs = choice_probabilities(request.choices, logprobs, text)
+        if probs is None:
+            raise PermanentError(f"none of the choices {list(request.choices)} is among the top logprobs (answer: {text[:40]!r})")
+        fields["choice_probs"] = probs
     if request.json_schema is not None:
         fields["parsed"], fields["parse_error"] = parse_json_answer(text)
     return LLMResponse(**fields)
@@ -188,7 +200,7 @@ def _read_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
 
 def choice_probabilities(
     choices: tuple[str, ...], logprobs: tuple[TokenLogprob, ...] | None, text: str
-) -> dict[str, float]:
+) -> dict[str, float] | None:
     """P(choice) from the first position's top logprobs, renormalised over the choices.
 
     Tokens are compared after stripping spaces, so " Yes" counts for "Yes". When the
@@ -207,4 +219,7 @@ def choice_probabilities(
     if total > 0:
         return {c: v / total for c, v in mass.items()}
     answer = text.strip()
-    return {c: 1.0 if answer.startswith(c) else 0.0 for c in choices}
+    matched = [c for c in choices if answer.startswith(c)]
+    if not matched:
+        return None  # the model answered something else: no probability to report
+    return {c: 1.0 if c == matched[0] else 0.0 for c in choices}
