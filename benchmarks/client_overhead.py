@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -52,7 +53,7 @@ class StubServer:
     def __init__(self, delay: float):
         self.delay = delay
 
-    def __enter__(self) -> "StubServer":
+    def __enter__(self) -> StubServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.support.openai_stub", "--port", "0", "--delay", str(self.delay)],
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
@@ -87,10 +88,9 @@ def run_bare_aiohttp(base_url: str, n: int, concurrency: int) -> tuple[float, in
 
             async def one(i: int) -> bool:
                 payload = {"model": MODEL, "temperature": 0.0, "max_tokens": MAX_TOKENS, "messages": messages_for(i)}
-                async with sem:
-                    async with session.post(url, json=payload) as resp:
-                        body = json.loads(await resp.read())
-                        return resp.status == 200 and bool(body["choices"][0]["message"]["content"])
+                async with sem, session.post(url, json=payload) as resp:
+                    body = json.loads(await resp.read())
+                    return resp.status == 200 and bool(body["choices"][0]["message"]["content"])
 
             return sum(await asyncio.gather(*(one(i) for i in range(n))))
 
@@ -199,6 +199,8 @@ def main() -> None:
         tools["openai SDK"] = lambda url: run_openai_sdk(url, n, conc)
 
     print(f"{n} distinct chat requests, concurrency {conc}, {args.rounds} rounds per tool; python {sys.version.split()[0]}")
+    # The machine may be shared: the load average says how much other work competed.
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
     rates: dict[tuple[str, float], list[float]] = {}
     for delay in delays:
         with StubServer(delay) as server:
@@ -216,6 +218,7 @@ def main() -> None:
                     rates.setdefault((tool, delay), []).append(n / elapsed)
                     print(f"  delay={delay:g}s round {rnd + 1} {tool:<13} {n / elapsed:8.0f} req/s  (server answered {sent})")
 
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     print()
     print(f"{'tool':<14}{'delay':>7}{'best req/s':>12}{'median':>9}{'ratio':>8}  target")
     for delay in delays:
