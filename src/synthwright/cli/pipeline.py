@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
             result = run_pipeline(config, folder, workdir=pipeline.resolve().parent, observer=observer, context=context)
         finally:
             observer.close()
-        _print_step_table(RunDirectory(result.run_dir), title=f"run {config.name}")
+        print_step_table(RunDirectory(result.run_dir), title=f"run {config.name}")
         out.print(f"run folder: {result.run_dir}  ({result.requests_sent} requests sent)")
 
     @app.command("inspect")
@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         """
         rundir = _existing_run(run_dir)
         manifest = rundir.read_manifest()
-        _print_step_table(rundir, title=f"{manifest['name']}  ({run_dir})")
+        print_step_table(rundir, title=f"{manifest['name']}  ({run_dir})")
         last = manifest["history"][-1]
         out.print(f"last run: {last['status']}; models: {json.dumps(manifest.get('models', {}))}")
 
@@ -142,7 +142,7 @@ def _existing_run(run_dir: Path) -> RunDirectory:
     return rundir
 
 
-def _print_step_table(rundir: RunDirectory, title: str) -> None:
+def print_step_table(rundir: RunDirectory, title: str) -> None:
     table = Table(title=title)
     for column in ("step", "state", "in", "out", "dropped", "failed", "sent", "cached", "tokens", "cost $", "time"):
         table.add_column(column, justify="left" if column in ("step", "state", "dropped", "failed") else "right")
