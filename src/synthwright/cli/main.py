@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from synthwright.cli import generate, models, pipeline, usage
+from synthwright.cli import diversity, generate, instruct, models, pipeline, usage
 from synthwright.errors import UserError
 
 app = typer.Typer(
@@ -20,6 +20,8 @@ models.register(app)
 generate.register(app)
 usage.register(app)
 pipeline.register(app)
+instruct.register(app)
+diversity.register(app)
 
 
 def main() -> None:

@@ -13,6 +13,11 @@ def load_step_types() -> None:
     import synthwright.filters.text_rules  # noqa: F401
     import synthwright.io.steps  # noqa: F401
     import synthwright.recipes.generate_step  # noqa: F401
+    import synthwright.recipes.evol_instruct  # noqa: F401
+    import synthwright.recipes.magpie  # noqa: F401
+    import synthwright.recipes.perturb  # noqa: F401
+    import synthwright.recipes.personas  # noqa: F401
+    import synthwright.recipes.self_instruct  # noqa: F401
 
     for entry in entry_points(group="synthwright.steps"):
         entry.load()
