@@ -212,6 +212,10 @@ class RowStep(Step):
     def process(self, rows: list[Row]) -> BatchResult:
         """Turn one batch of rows into kept, dropped and failed rows."""
 
+    def warm_start(self, kept: Iterator[Row]) -> None:
+        """Called before resuming with the rows kept in earlier batches: a step with state
+        across batches (a novelty gate) rebuilds it here. Stateless steps ignore it."""
+
 
 class FilterStep(RowStep):
     default_batch_size = 1024

@@ -149,6 +149,8 @@ class LocalExecutor(Executor):
         total_batches = -(-total_rows // size)
         done = [self._batch_is_done(rundir, name, i) for i in range(total_batches)]
         self.observer.step_started(planned, total_batches, sum(done))
+        if any(done):
+            step.warm_start(rundir.rows(name))
         for index, rows in enumerate(batched(rundir.rows(planned.input), size)):
             if index == 0:
                 check_columns(planned, rows[0])

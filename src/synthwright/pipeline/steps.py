@@ -10,8 +10,10 @@ def load_step_types() -> None:
     """Import the modules that register step types (plugins: `synthwright.steps` entry points)."""
     from importlib.metadata import entry_points
 
+    import synthwright.filters.steps  # noqa: F401
     import synthwright.filters.text_rules  # noqa: F401
     import synthwright.io.steps  # noqa: F401
+    import synthwright.judges.steps  # noqa: F401
     import synthwright.recipes.generate_step  # noqa: F401
     import synthwright.recipes.evol_instruct  # noqa: F401
     import synthwright.recipes.magpie  # noqa: F401

@@ -6,11 +6,12 @@ the parent's id, the generator model and the template hash in its lineage.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import Field, model_validator
 
-from synthwright.core.lineage import Row, child_row
+from synthwright.core.lineage import Row, child_row, with_meta
 from synthwright.core.step import BatchResult, RowStep, StepOptions, register_step
 from synthwright.llm.records import LLMRequest, LLMResponse, SamplingParams
 from synthwright.recipes.template import RowRenderError, TemplatePrompt, load_json_schema
@@ -30,6 +31,9 @@ class GenerateOptions(StepOptions):
     json_schema: dict[str, Any] | str | None = Field(None, description="A schema object or a path to one")
     output_column: str = "generation"
     persona_column: str | None = Field(None, description="Column whose text (a persona) becomes the system prompt")
+    novelty_epsilon: float | None = Field(None, ge=0.0, le=2.0, description="Reject a generation within this cosine distance of one already kept")
+    novelty_embedder: str = "minilm"
+    max_replacements: int = Field(2, ge=0, description="How often to ask again for a sample the novelty gate rejected")
 
     @model_validator(mode="after")
     def _one_template(self) -> "GenerateOptions":
@@ -50,6 +54,7 @@ class GenerateStep(RowStep):
             self.prompt = TemplatePrompt.from_file(context.resolve(options.template), system=options.system, raw=options.raw)
         else:
             self.prompt = TemplatePrompt(source=options.prompt, name=f"{name}.prompt", system=options.system, raw=options.raw)
+        self._gate = None
         schema = options.json_schema
         self.schema = load_json_schema(context.resolve(schema)) if isinstance(schema, str) else schema
 
@@ -64,34 +69,83 @@ class GenerateStep(RowStep):
         return {"template_hash": self.prompt.template_hash, "schema": self.schema}
 
     def process(self, rows: list[Row]) -> BatchResult:
+        """Generate every (row, sample); with a novelty gate, drop near-duplicates the moment
+        they come back and ask again (a new sample index) up to `max_replacements` times."""
         result = BatchResult()
         result.stats.rows_in = len(rows)
-        jobs, requests = self._requests(rows, result)
-        answers: dict[int, LLMResponse] = {}
-        engine = self.context.engine(self.options.model, self.name)
-        usage = engine.run(requests, lambda i, _req, resp: answers.__setitem__(i, resp))
-        result.stats.add_usage(usage)
-        for index, (row, sample_index, request) in enumerate(jobs):
-            self._collect(result, row, sample_index, request, answers[index])
+        jobs = [(row, sample_index) for row in self._renderable(rows, result) for sample_index in range(self.options.samples)]
+        for attempt in range(self.options.max_replacements + 1):
+            children = self._generate(jobs, result)
+            rejected = self._admit(children, result) if self.options.novelty_epsilon is not None else []
+            if not rejected:
+                break
+            # A replacement gets a fresh sample index, so a new seed and a new cache entry.
+            jobs = [(row, sample_index + self.options.samples) for row, sample_index in rejected]
         return result
 
-    def _requests(self, rows: list[Row], result: BatchResult):
-        o = self.options
-        jobs, requests = [], []
+    def _renderable(self, rows: list[Row], result: BatchResult) -> list[Row]:
+        ok = []
         for row in rows:
-            for sample_index in range(o.samples):
-                params = SamplingParams(
-                    temperature=o.temperature, max_tokens=o.max_tokens, top_p=o.top_p, stop=tuple(o.stop),
-                    seed=self.context.seed_for(self.name, row["_meta"]["id"], sample_index),
-                )
-                try:
-                    request = self.prompt.request(row, params, sample_index, json_schema=self.schema, system=self._system_for(row))
-                except RowRenderError as exc:
-                    result.fail(row, str(exc))
-                    break
-                jobs.append((row, sample_index, request))
-                requests.append(request)
-        return jobs, requests
+            try:
+                self.prompt.render(row)
+                ok.append(row)
+            except RowRenderError as exc:
+                result.fail(row, str(exc))
+        return ok
+
+    def _generate(self, jobs: list[tuple[Row, int]], result: BatchResult) -> list[tuple[Row, int, Row]]:
+        requests = [self._request(row, sample_index) for row, sample_index in jobs]
+        answers, usage = self.context.ask(self.options.model, self.name, requests)
+        result.stats.add_usage(usage)
+        children = []
+        for (row, sample_index), response in zip(jobs, answers):
+            child = self._child(result, row, sample_index, response)
+            if child is not None:
+                children.append((row, sample_index, child))
+        if self.options.novelty_epsilon is None:
+            for _, _, child in children:
+                result.keep(child)
+        return children
+
+    def _request(self, row: Row, sample_index: int) -> LLMRequest:
+        o = self.options
+        params = SamplingParams(
+            temperature=o.temperature, max_tokens=o.max_tokens, top_p=o.top_p, stop=tuple(o.stop),
+            seed=self.context.seed_for(self.name, row["_meta"]["id"], sample_index),
+        )
+        return self.prompt.request(row, params, sample_index, json_schema=self.schema, system=self._system_for(row))
+
+    # -- the novelty gate --------------------------------------------------------------------------
+    def gate(self):
+        if self._gate is None:
+            from synthwright.embed import load_embedder
+            from synthwright.filters import NoveltyGate
+
+            self._gate = NoveltyGate(load_embedder(self.options.novelty_embedder), self.options.novelty_epsilon)
+        return self._gate
+
+    def warm_start(self, kept: Iterator[Row]) -> None:
+        """On resume, the gate must know what earlier batches already admitted."""
+        if self.options.novelty_epsilon is None:
+            return
+        column = self.options.output_column
+        rows = [row for row in kept if isinstance(row.get(column), str)]
+        if rows:
+            self.gate().add([row[column] for row in rows], [row["_meta"]["id"] for row in rows])
+
+    def _admit(self, children: list[tuple[Row, int, Row]], result: BatchResult) -> list[tuple[Row, int]]:
+        if not children:
+            return []
+        column = self.options.output_column
+        decision = self.gate().admit([c[column] for _, _, c in children], [c["_meta"]["id"] for _, _, c in children])
+        rejected = []
+        for (row, sample_index, child), keep, twin, distance in zip(children, decision.keep, decision.neighbour, decision.distance):
+            if keep:
+                result.keep(child)
+                continue
+            result.drop(with_meta(child, duplicate_of=twin, cosine_distance=round(float(distance), 6)), "dropped_near_duplicate")
+            rejected.append((row, sample_index))
+        return rejected
 
     def _system_for(self, row: Row) -> str | None:
         """The persona (when configured) goes first, then the step's own system prompt."""
@@ -99,13 +153,13 @@ class GenerateStep(RowStep):
         parts = [p for p in (persona, self.options.system) if p]
         return "\n\n".join(parts) or None
 
-    def _collect(self, result: BatchResult, row: Row, sample_index: int, request: LLMRequest, response: LLMResponse) -> None:
+    def _child(self, result: BatchResult, row: Row, sample_index: int, response: LLMResponse) -> Row | None:
         if not response.ok:
             result.fail(row, response.error or "unknown error")
-            return
+            return None
         if self.schema is not None and response.parse_error:
             result.fail(row, f"invalid_json: {response.parse_error}")
-            return
+            return None
         child = child_row(
             row, self.name, sample_index, recipe="generate", model=self.options.model,
             template_hash=self.prompt.template_hash,
@@ -113,4 +167,4 @@ class GenerateStep(RowStep):
         child[self.options.output_column] = response.text
         if self.schema is not None:
             child[self.options.output_column + "_json"] = response.parsed
-        result.keep(child)
+        return child
