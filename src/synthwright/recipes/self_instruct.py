@@ -19,7 +19,8 @@ from pydantic import Field
 
 from synthwright.core.lineage import Row, derive_id, meta_of
 from synthwright.core.step import BatchResult, Stage, StepOptions, register_step
-from synthwright.filters.rouge import rouge_l, tokenize
+from synthwright.filters.base import FilterStats
+from synthwright.filters.rouge_index import RougeLIndex, filter_batch
 from synthwright.io.rows import read_rows
 from synthwright.llm.records import LLMRequest, Message, SamplingParams
 from synthwright.recipes.quality import blacklist_problem, clean_generated_text, length_problem, start_problem
@@ -100,12 +101,15 @@ class SelfInstructStage(Stage):
         result = BatchResult()
         seeds = self._load_seeds(list(rows))
         result.stats.rows_in = len(seeds)
-        pool_tokens = [tokenize(s["instruction"]) for s in seeds]
+        # The ROUGE-L pool: seeds first, then every machine task admitted. A sparse overlap
+        # bound means only plausible pairs get an exact LCS (no loop over all pairs).
+        pool = RougeLIndex(self.options.rouge_threshold)
+        self._rouge(pool, seeds)
         machine: list[Row] = []
         for round_number in range(1, self.options.max_rounds + 1):
             if len(machine) >= self.options.n:
                 break
-            fresh = self._generate_round(seeds, machine, round_number, pool_tokens, result)
+            fresh = self._generate_round(seeds, machine, round_number, pool, result)
             machine.extend(fresh[: self.options.n - len(machine)])
         for row in self._with_instances(machine, result):
             result.keep(row)
@@ -125,7 +129,14 @@ class SelfInstructStage(Stage):
             })
         return out
 
-    def _generate_round(self, seeds, machine, round_number, pool_tokens, result) -> list[Row]:
+    @staticmethod
+    def _rouge(pool: RougeLIndex, rows: list[Row]):
+        """(row, drop) for each row against the pool (and earlier rows of the batch); kept rows join the pool."""
+        keyed = [{"text": row["instruction"], "id": row["_meta"]["id"]} for row in rows]
+        decisions = filter_batch(pool, keyed, 0, "text", "id", FilterStats())
+        return [(row, drop) for row, (_, drop) in zip(rows, decisions)]
+
+    def _generate_round(self, seeds, machine, round_number, pool, result) -> list[Row]:
         o = self.options
         contexts = []
         requests = []
@@ -141,20 +152,25 @@ class SelfInstructStage(Stage):
             ))
         answers, usage = self.context.ask(o.model, self.name, requests)
         result.stats.add_usage(usage)
-        fresh = []
-        for shown, answer in zip(contexts, answers):
+        candidates = []
+        for prompt_index, (shown, answer) in enumerate(zip(contexts, answers)):
             if not answer.ok:
                 result.stats.failed["generation request failed"] += 1
                 continue
             parents = [meta_of(t).get("id") for t in shown]
             for position, instruction in enumerate(parse_tasks(answer.text)):
-                row = self._machine_row(instruction, round_number, parents, len(machine) + len(fresh), position)
-                reason = self._filter(instruction, pool_tokens)
+                row = self._machine_row(instruction, round_number, parents, prompt_index, position)
+                reason = self._rule_problem(instruction)
                 if reason:
                     result.drop(row, reason)
-                    continue
-                pool_tokens.append(tokenize(instruction))
+                else:
+                    candidates.append(row)
+        fresh = []
+        for row, drop in self._rouge(pool, candidates):
+            if drop is None:
                 fresh.append(row)
+            else:
+                result.drop({**row, "_meta": {**row["_meta"], "duplicate_of": drop.duplicate_of, "rouge_l_f": drop.value}}, "rouge_l_too_similar")
         return fresh
 
     def _machine_row(self, instruction: str, round_number: int, parents: list, index: int, position: int) -> Row:
@@ -164,15 +180,9 @@ class SelfInstructStage(Stage):
         }
         return {"instruction": instruction, "_meta": meta}
 
-    def _filter(self, instruction: str, pool_tokens: list[list[str]]) -> str | None:
+    def _rule_problem(self, instruction: str) -> str | None:
         o = self.options
-        reason = start_problem(instruction) or length_problem(instruction, o.min_words, o.max_words) or blacklist_problem(instruction)
-        if reason:
-            return reason
-        tokens = tokenize(instruction)
-        if any(rouge_l(tokens, other) > o.rouge_threshold for other in pool_tokens):
-            return "rouge_l_too_similar"
-        return None
+        return start_problem(instruction) or length_problem(instruction, o.min_words, o.max_words) or blacklist_problem(instruction)
 
     def _with_instances(self, machine: list[Row], result: BatchResult) -> list[Row]:
         o = self.options
