@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from synthwright.cli import diversity, generate, instruct, judge, models, pipeline, usage
+from synthwright.cli import diversity, generate, instruct, judge, models, personas, pipeline, usage
 from synthwright.errors import UserError
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ generate.register(app)
 usage.register(app)
 pipeline.register(app)
 instruct.register(app)
+personas.register(app)
 judge.register(app)
 diversity.register(app)
 
