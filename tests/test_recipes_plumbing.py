@@ -109,3 +109,15 @@ def test_self_instruct_on_the_default_teacher_parses_and_passes_filters(tmp_path
         assert start_problem(text) is None and length_problem(text, 3, 150) is None and blacklist_problem(text) is None
         assert row["output"].strip()
         assert row["_meta"]["model"] == TEACHER
+
+
+def test_magpie_tags_quality_and_difficulty_and_dedups_semantically(tmp_path):
+    p = Pipeline("mp-tags", seed=4).step(
+        "mp", "magpie", model=TINY, n=3, query_max_tokens=40, response_max_tokens=16, min_words=2,
+        judge_model=TINY, novelty_epsilon=0.05,
+    )
+    p.run(tmp_path / "run")
+    kept = rows_of(tmp_path / "run", "mp")
+    for row in kept:
+        assert 1.0 <= row["query_quality"] <= 5.0 and 1.0 <= row["query_difficulty"] <= 5.0
+        assert row["_meta"]["scores"]["magpie.quality"]["score"] == row["query_quality"]

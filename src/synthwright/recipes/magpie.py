@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from pydantic import Field, model_validator
 
-from synthwright.core.lineage import Row, derive_id
+from synthwright.core.lineage import Row, add_score, derive_id, with_meta
 from synthwright.core.step import BatchResult, Stage, StepOptions, register_step
 from synthwright.errors import UserError
 from synthwright.llm.records import LLMRequest, Message, SamplingParams
@@ -29,6 +29,26 @@ KNOWN_TEMPLATES = {
     "llama3": "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n",
 }
 END_OF_QUERY_STOPS = ("<|im_end|>", "<|eot_id|>", "<|im_start|>", "</s>", "<|end|>")
+
+
+_QUALITY = """Rate the user query below for quality: is it clear, specific and well-formed, with everything needed to answer it? 1 = very poor, 5 = excellent.
+
+Query:
+{query}
+
+Reply with one digit from 1 to 5."""
+_DIFFICULTY = """Rate how difficult the user query below is to answer well. 1 = very easy, 5 = very hard.
+
+Query:
+{query}
+
+Reply with one digit from 1 to 5."""
+
+
+def _expected(response) -> float | None:
+    if not response.ok or not response.choice_probs:
+        return None
+    return round(sum(int(digit) * p for digit, p in response.choice_probs.items()), 4)
 
 
 class MagpieOptions(StepOptions):
@@ -44,6 +64,9 @@ class MagpieOptions(StepOptions):
     min_words: int = 3
     max_words: int = 120
     oversample: float = Field(1.5, ge=1.0, description="Draw this many times n queries, to survive the filters")
+    novelty_epsilon: float | None = Field(None, ge=0.0, le=2.0, description="Drop a query within this cosine distance of a kept one (else exact dedup)")
+    judge_model: str | None = Field(None, description="Tag each query with quality and difficulty (1-5) from this judge")
+    min_quality: float | None = Field(None, ge=1.0, le=5.0, description="Drop queries the judge rates below this quality")
 
     @model_validator(mode="after")
     def _bounds(self) -> "MagpieOptions":
@@ -81,7 +104,7 @@ class MagpieStage(Stage):
         o = self.options
         result = BatchResult()
         queries = self._draw_queries(result)
-        kept = self._filter_queries(queries, result)[: o.n]
+        kept = self._tag_and_filter_by_judge(self._filter_queries(queries, result), result)[: o.n]
         requests = [
             LLMRequest(
                 messages=(Message(role="system", content=o.system), Message(role="user", content=row["instruction"])),
@@ -139,4 +162,42 @@ class MagpieStage(Stage):
                 continue
             seen.add(normal)
             kept.append(row)
+        return self._novel(kept, result) if self.options.novelty_epsilon is not None else kept
+
+    def _novel(self, rows: list[Row], result: BatchResult) -> list[Row]:
+        """The paper's dedup, semantically: drop queries within epsilon of a kept one."""
+        from synthwright.embed import load_embedder
+        from synthwright.filters import NoveltyGate
+
+        gate = NoveltyGate(load_embedder("minilm"), self.options.novelty_epsilon)
+        decision = gate.admit([r["instruction"] for r in rows], [r["_meta"]["id"] for r in rows])
+        kept = []
+        for row, keep, twin, distance in zip(rows, decision.keep, decision.neighbour, decision.distance):
+            if keep:
+                kept.append(row)
+            else:
+                result.drop(with_meta(row, duplicate_of=twin, cosine_distance=round(float(distance), 6)), "dropped_near_duplicate")
+        return kept
+
+    def _tag_and_filter_by_judge(self, rows: list[Row], result: BatchResult) -> list[Row]:
+        """Magpie's quality and difficulty tags: expected 1-5 scores from a judge's digit probabilities."""
+        o = self.options
+        if o.judge_model is None or not rows:
+            return rows
+        scale = ("1", "2", "3", "4", "5")
+        questions = [
+            LLMRequest(messages=(Message(role="user", content=prompt.format(query=row["instruction"])),), choices=scale)
+            for row in rows for prompt in (_QUALITY, _DIFFICULTY)
+        ]
+        answers, usage = self.context.ask(o.judge_model, f"{self.name}.tags", questions)
+        result.stats.add_usage(usage)
+        kept = []
+        for index, row in enumerate(rows):
+            quality, difficulty = (_expected(answers[2 * index + k]) for k in (0, 1))
+            tagged = {**row, "query_quality": quality, "query_difficulty": difficulty}
+            tagged = add_score(add_score(tagged, "magpie.quality", quality, model=o.judge_model), "magpie.difficulty", difficulty, model=o.judge_model)
+            if o.min_quality is not None and (quality is None or quality < o.min_quality):
+                result.drop(tagged, "low_quality_query")
+                continue
+            kept.append(tagged)
         return kept
