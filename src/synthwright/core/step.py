@@ -85,6 +85,13 @@ class BatchResult:
     failed: list[tuple[Row, str]] = field(default_factory=list)
     stats: StepStats = field(default_factory=StepStats)
 
+    @classmethod
+    def for_input(cls, rows_in: int) -> "BatchResult":
+        """An empty result for a batch of `rows_in` input rows."""
+        result = cls()
+        result.stats.rows_in = rows_in
+        return result
+
     def keep(self, row: Row) -> None:
         self.kept.append(row)
         self.stats.rows_out += 1
@@ -225,8 +232,7 @@ class FilterStep(RowStep):
         """None to keep the row, or the reason to drop it (a short snake_case label)."""
 
     def process(self, rows: list[Row]) -> BatchResult:
-        result = BatchResult()
-        result.stats.rows_in = len(rows)
+        result = BatchResult.for_input(len(rows))
         for row in rows:
             reason = self.keep(row)
             if reason is None:

@@ -39,8 +39,7 @@ class DedupStage(Stage):
     def run(self, rows: Iterable[Row]) -> BatchResult:
         rows = list(rows)
         ids = [meta_of(row).get("id", index) for index, row in enumerate(rows)]
-        result = BatchResult()
-        result.stats.rows_in = len(rows)
+        result = BatchResult.for_input(len(rows))
         for position, (row, drop) in enumerate(self._decide(rows)):
             if drop is None:
                 result.keep(row)

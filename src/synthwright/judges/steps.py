@@ -97,8 +97,7 @@ class JudgeStep(RowStep):
     def process(self, rows: list[Row]) -> BatchResult:
         from synthwright.judges.apply import judge_rows
 
-        result = BatchResult()
-        result.stats.rows_in = len(rows)
+        result = BatchResult.for_input(len(rows))
         # Warn once per step, not once per batch: loud, not noisy.
         judged = judge_rows(rows, self.ensemble, self.options.mode, self.columns, generator=self.options.generator, warn=not self._warned)
         self._warned = self._warned or bool(judged.circularity)
@@ -137,8 +136,7 @@ class JudgeFilterStage(Stage):
     def run(self, rows: Iterable[Row]) -> BatchResult:
         o = self.options
         rows = list(rows)
-        result = BatchResult()
-        result.stats.rows_in = len(rows)
+        result = BatchResult.for_input(len(rows))
         if not rows:
             return result
         column = o.column or (f"{o.prefix}_p_a" if f"{o.prefix}_p_a" in rows[0] else f"{o.prefix}_score")

@@ -71,8 +71,7 @@ class GenerateStep(RowStep):
     def process(self, rows: list[Row]) -> BatchResult:
         """Generate every (row, sample); with a novelty gate, drop near-duplicates the moment
         they come back and ask again (a new sample index) up to `max_replacements` times."""
-        result = BatchResult()
-        result.stats.rows_in = len(rows)
+        result = BatchResult.for_input(len(rows))
         jobs = [(row, sample_index) for row in self._renderable(rows, result) for sample_index in range(self.options.samples)]
         for attempt in range(self.options.max_replacements + 1):
             children = self._generate(jobs, result)

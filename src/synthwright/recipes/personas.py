@@ -95,8 +95,7 @@ class PersonaStep(RowStep):
 
     def process(self, rows: list[Row]) -> BatchResult:
         sampler = PersonaSampler(seed=self.context.seed_for(self.name))
-        result = BatchResult()
-        result.stats.rows_in = len(rows)
+        result = BatchResult.for_input(len(rows))
         for row in rows:
             if self.options.source_column:
                 text = str(row[self.options.source_column])
@@ -135,8 +134,7 @@ class TextToPersonaStep(RowStep):
 
     def process(self, rows: list[Row]) -> BatchResult:
         o = self.options
-        result = BatchResult()
-        result.stats.rows_in = len(rows)
+        result = BatchResult.for_input(len(rows))
         requests = [
             LLMRequest(
                 messages=(Message(role="user", content=TEXT_TO_PERSONA_PROMPT.format(text=str(row[o.column])[: o.max_chars])),),

@@ -102,8 +102,7 @@ class _PerRowPerturbation(RowStep):
         return (self.options.column,)
 
     def process(self, rows: list[Row]) -> BatchResult:
-        result = BatchResult()
-        result.stats.rows_in = len(rows)
+        result = BatchResult.for_input(len(rows))
         for row in rows:
             rng = self.context.rng(self.name, meta_of(row).get("id"))
             if rng.random() >= self.options.fraction:
@@ -204,8 +203,7 @@ class AmbiguityStep(RowStep):
 
     def process(self, rows: list[Row]) -> BatchResult:
         o = self.options
-        result = BatchResult()
-        result.stats.rows_in = len(rows)
+        result = BatchResult.for_input(len(rows))
         chosen = [i for i, row in enumerate(rows) if self.context.rng(self.name, meta_of(row).get("id")).random() < o.fraction]
         requests = [self._request(rows[i]) for i in chosen]
         answers: dict[int, str | None] = {}
@@ -253,8 +251,7 @@ class MixRealStep(Stage):
         wanted = round(len(synthetic) * o.fraction / (1.0 - o.fraction))
         rng = self.context.rng(self.name, "sample")
         picked = rng.sample(range(len(real)), min(wanted, len(real)))
-        result = BatchResult()
-        result.stats.rows_in = len(synthetic)
+        result = BatchResult.for_input(len(synthetic))
         for row in synthetic:
             result.keep(row)
         for index in sorted(picked):
