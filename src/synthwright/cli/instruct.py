@@ -37,8 +37,8 @@ def _recipe_steps(recipe: Recipe, model: str, n: int, seeds: Path | None, rounds
         return [{"name": "magpie", "uses": "magpie", "with": options}]
     source = str((seeds or builtin_seed_path()).resolve())
     return [
-        {"name": "seeds", "uses": "load", "with": {"path": source, "limit": n}},
-        {"name": "evol_instruct", "uses": "evol_instruct", "with": {"model": model, "rounds": rounds}},
+        {"name": "seeds", "uses": "load", "with": {"path": source}},
+        {"name": "evol_instruct", "uses": "evol_instruct", "with": {"model": model, "rounds": rounds, "n": n}},
     ]
 
 
@@ -46,10 +46,10 @@ def register(app: typer.Typer) -> None:
     @app.command("instruct")
     def instruct(
         recipe: Recipe = typer.Option(..., "--recipe", help="self-instruct, evol-instruct or magpie."),
-        n: int = typer.Option(20, "--n", min=1, help="Rows to make (evol-instruct: seed instructions to evolve)."),
+        n: int = typer.Option(20, "--n", min=1, help="Rows to make."),
         model: str = typer.Option(DEFAULT_TEACHER, "--model", "-m", help="Teacher model spec."),
         seeds: Path = typer.Option(None, "--seeds", help="Seed tasks JSONL (default: the built-in seeds)."),
-        rounds: int = typer.Option(2, "--rounds", min=1, help="Evol-Instruct rounds."),
+        rounds: int = typer.Option(3, "--rounds", min=1, help="Evol-Instruct: at most this many rounds (stops at n kept)."),
         system: str = typer.Option(None, "--system", help="Magpie: system prompt that steers topic or persona."),
         run_dir: Path = typer.Option(None, "--run-dir", help="Run folder (default: runs/RECIPE)."),
         seed: int = typer.Option(0, "--seed"),

@@ -76,7 +76,8 @@ class EvolOptions(StepOptions):
     judge_model: str | None = Field(None, description="Model for the equality check (default: the teacher)")
     column: str = Field("instruction", description="The instruction column of the input rows")
     response_column: str = "response"
-    rounds: int = Field(3, ge=1, le=10)
+    rounds: int = Field(3, ge=1, le=10, description="Rounds of evolution (at most this many when `n` is set)")
+    n: int | None = Field(None, ge=1, description="Stop once this many evolutions are kept (output capped at n)")
     operations: list[Operation] = Field(list(OPERATIONS))
     temperature: float = 0.7
     max_tokens: int = Field(256, description="For evolved instructions")
@@ -105,6 +106,11 @@ class EvolInstructStage(Stage):
                 result.keep(row)
         for round_number in range(1, self.options.rounds + 1):
             pool = self._round(pool, round_number, result)
+            if self.options.n is not None and len(result.kept) >= self.options.n:
+                break
+        if self.options.n is not None:
+            result.kept = result.kept[: self.options.n]
+            result.stats.rows_out = len(result.kept)
         return result
 
     def _round(self, pool: list[Row], round_number: int, result: BatchResult) -> list[Row]:
