@@ -165,3 +165,10 @@ def test_persona_sampler_is_seeded_and_varied():
     occupations = [sampler.sample(i).attributes["occupation"] for i in range(2000)]
     # weights matter: "student" (weight 4) is far more common than "farmer" (weight 1)
     assert occupations.count("student") > 2 * occupations.count("farmer")
+
+
+def test_new_content_words_separates_added_constraints_from_paraphrases():
+    parent = "Suggest three dinner recipes that use only ingredients found in a typical student kitchen."
+    assert quality.new_content_words(parent, parent + " Each must be under 500 calories and ready in 20 minutes.") >= 3
+    virus = "Explain the difference between a virus and a bacterium to a ten-year-old."
+    assert quality.new_content_words(virus, "Can you explain to a ten-year-old how a virus differs from a bacterium?") < 3

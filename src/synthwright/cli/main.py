@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from synthwright.cli import diversity, generate, instruct, judge, models, personas, pipeline, usage
+from synthwright.cli import diversity, generate, instruct, judge, models, personas, pipeline, usage, validate
 from synthwright.errors import UserError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ instruct.register(app)
 personas.register(app)
 judge.register(app)
 diversity.register(app)
+validate.register(app)
 
 
 def main() -> None:

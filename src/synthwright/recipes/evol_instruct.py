@@ -22,10 +22,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from synthwright.core.lineage import Row, child_row, meta_of
+from synthwright.core.lineage import Row, child_row, meta_of, with_meta
 from synthwright.core.step import BatchResult, Stage, StepOptions, register_step
 from synthwright.llm.records import LLMRequest, Message, SamplingParams
-from synthwright.recipes.quality import clean_generated_text, refusal_problem, scaffolding_problem, stopword_only_problem
+from synthwright.recipes.quality import clean_generated_text, new_content_words, refusal_problem, scaffolding_problem, stopword_only_problem
 
 Operation = Literal["add_constraints", "deepening", "concretizing", "increase_reasoning", "complicate_input", "breadth"]
 OPERATIONS: tuple[str, ...] = ("add_constraints", "deepening", "concretizing", "increase_reasoning", "complicate_input", "breadth")
@@ -82,7 +82,11 @@ class EvolOptions(StepOptions):
     temperature: float = 0.7
     max_tokens: int = Field(256, description="For evolved instructions")
     response_max_tokens: int = 384
-    equal_threshold: float = Field(0.5, description="Drop an evolution whose P(Equal) exceeds this")
+    equal_threshold: float = Field(0.5, description="The LLM equality check calls a pair equal above this P(Equal)")
+    min_new_words: int = Field(
+        3, ge=0,
+        description="An evolution judged equal is dropped only if it also adds fewer new content words than this (0: trust the LLM alone)",
+    )
     include_parents: bool = Field(False, description="Also output the round-0 instructions")
 
 
@@ -176,8 +180,15 @@ class EvolInstructStage(Stage):
         survivors = []
         for candidate, answer in zip(candidates, answers):
             parent, operation, text = candidate
-            if answer.ok and answer.choice_probs and answer.choice_probs["Equal"] > o.equal_threshold:
-                result.drop(self._child(parent, operation, round_number, text), "no_information_gain")
+            p_equal = answer.choice_probs["Equal"] if answer.ok and answer.choice_probs else 0.0
+            added = new_content_words(str(parent[o.column]), text)
+            # Measured here: Qwen2.5-Coder-1.5B is at chance on this check (P(Equal) 0.49-0.77
+            # for both paraphrases and real gains), so its "equal" must be backed by the
+            # lexical evidence: few new content words.
+            lexically_same = o.min_new_words == 0 or added < o.min_new_words
+            if p_equal > o.equal_threshold and lexically_same:
+                child = with_meta(self._child(parent, operation, round_number, text), p_equal=round(p_equal, 4), new_content_words=added)
+                result.drop(child, "no_information_gain")
             else:
                 survivors.append(candidate)
         return survivors

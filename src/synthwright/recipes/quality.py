@@ -84,3 +84,12 @@ def clean_generated_text(text: str) -> str:
     while len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         text = text[1:-1].strip()
     return text
+
+
+def new_content_words(parent: str, evolved: str) -> int:
+    """Content words (not stop words) the evolved text has that its parent lacks: a cheap
+    measure of information gain that does not depend on a small judge's opinion."""
+    def words(text: str) -> set[str]:
+        return {w for w in re.findall(r"[a-z0-9']+", text.lower()) if w not in STOP_WORDS}
+
+    return len(words(evolved) - words(parent))
