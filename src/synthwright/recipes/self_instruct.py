@@ -19,8 +19,6 @@ from pydantic import Field
 
 from synthwright.core.lineage import Row, derive_id, meta_of
 from synthwright.core.step import BatchResult, Stage, StepOptions, register_step
-from synthwright.filters.base import FilterStats
-from synthwright.filters.rouge_index import RougeLIndex, filter_batch
 from synthwright.io.rows import read_rows
 from synthwright.llm.records import LLMRequest, Message, SamplingParams
 from synthwright.recipes.quality import blacklist_problem, clean_generated_text, length_problem, start_problem
@@ -103,6 +101,8 @@ class SelfInstructStage(Stage):
         result.stats.rows_in = len(seeds)
         # The ROUGE-L pool: seeds first, then every machine task admitted. A sparse overlap
         # bound means only plausible pairs get an exact LCS (no loop over all pairs).
+        from synthwright.filters.rouge_index import RougeLIndex  # numpy/scipy: loaded when the step runs
+
         pool = RougeLIndex(self.options.rouge_threshold)
         self._rouge(pool, seeds)
         machine: list[Row] = []
@@ -130,8 +130,11 @@ class SelfInstructStage(Stage):
         return out
 
     @staticmethod
-    def _rouge(pool: RougeLIndex, rows: list[Row]):
+    def _rouge(pool, rows: list[Row]):
         """(row, drop) for each row against the pool (and earlier rows of the batch); kept rows join the pool."""
+        from synthwright.filters.base import FilterStats
+        from synthwright.filters.rouge_index import filter_batch
+
         keyed = [{"text": row["instruction"], "id": row["_meta"]["id"]} for row in rows]
         decisions = filter_batch(pool, keyed, 0, "text", "id", FilterStats())
         return [(row, drop) for row, (_, drop) in zip(rows, decisions)]
