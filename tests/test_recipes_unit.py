@@ -64,6 +64,7 @@ def test_clean_generated_text_strips_wrappers():
     assert quality.clean_generated_text('"Explain DNS."') == "Explain DNS."
     assert quality.clean_generated_text("Rewritten prompt: Explain DNS.") == "Explain DNS."
     assert quality.clean_generated_text("```\nExplain DNS.\n```") == "Explain DNS."
+    assert quality.clean_generated_text("**Question**: Explain DNS.") == "Explain DNS."
 
 
 # -- Self-Instruct parsers -----------------------------------------------------------------------

@@ -20,7 +20,7 @@ from synthwright.core.lineage import Row, add_score, derive_id, with_meta
 from synthwright.core.step import BatchResult, Stage, StepOptions, register_step
 from synthwright.errors import UserError
 from synthwright.llm.records import LLMRequest, Message, SamplingParams
-from synthwright.recipes.quality import clean_generated_text, length_problem, refusal_problem
+from synthwright.recipes.quality import clean_generated_text, length_problem, refusal_problem, start_problem
 
 SENTINEL = "\x00MAGPIE_QUERY\x00"
 # Pre-query text for templates by name, {system} filled in (for servers we cannot render on).
@@ -156,7 +156,11 @@ class MagpieStage(Stage):
         for row in rows:
             text = row["instruction"]
             normal = " ".join(text.lower().split())
-            reason = length_problem(text, self.options.min_words, self.options.max_words) or ("duplicate_query" if normal in seen else None)
+            reason = (
+                start_problem(text)
+                or length_problem(text, self.options.min_words, self.options.max_words)
+                or ("duplicate_query" if normal in seen else None)
+            )
             if reason:
                 result.drop(row, reason)
                 continue

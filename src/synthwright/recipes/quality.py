@@ -81,6 +81,7 @@ def clean_generated_text(text: str) -> str:
     text = text.strip()
     text = re.sub(r"^```[a-z]*\n?|\n?```$", "", text).strip()
     text = re.sub(r"^(#?\s*(rewritten|new|created)\s+(prompt|instruction|request)\s*#?\s*:?)\s*", "", text, flags=re.I)
+    text = re.sub(r"^\*\*[^*\n]{1,30}\*\*\s*:?\s*", "", text)  # a markdown label such as **Question**:
     while len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         text = text[1:-1].strip()
     return text
