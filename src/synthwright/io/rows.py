@@ -111,10 +111,16 @@ class RowWriter:
 
         if not self._buffer:
             return
-        table = pa.Table.from_pylist(self._buffer)
-        if self._parquet_writer is None:
-            self._parquet_writer = pq.ParquetWriter(self.partial, table.schema)
-        self._parquet_writer.write_table(table.cast(self._parquet_writer.schema))
+        try:
+            table = pa.Table.from_pylist(self._buffer)
+            if self._parquet_writer is None:
+                self._parquet_writer = pq.ParquetWriter(self.partial, table.schema)
+            self._parquet_writer.write_table(table.cast(self._parquet_writer.schema))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise UserError(
+                f"Rows for '{self.path}' do not fit one Parquet schema ({exc}).",
+                "Write .jsonl instead; a rerun of the same command takes the finished answers from the request cache.",
+            ) from None
         self._buffer = []
 
     def close(self) -> Path:

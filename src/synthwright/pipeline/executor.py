@@ -41,32 +41,11 @@ class StepOutcome:
     fresh: StepStats = field(default_factory=StepStats)  # only the batches this run processed
 
 
-class _CountingObserver(RunObserver):
-    """Passes every event on, adding up the batches each step finished in this run."""
-
-    def __init__(self, inner: RunObserver):
-        self.inner = inner
-        self.fresh: dict[str, StepStats] = {}
-
-    def step_skipped(self, planned: PlannedStep, stats: StepStats) -> None:
-        self.inner.step_skipped(planned, stats)
-
-    def step_started(self, planned: PlannedStep, total_batches: int | None, done_batches: int) -> None:
-        self.inner.step_started(planned, total_batches, done_batches)
-
-    def batch_finished(self, planned: PlannedStep, result: BatchResult) -> None:
-        name = planned.step.name
-        self.fresh[name] = self.fresh.get(name, StepStats()).merge(result.stats)
-        self.inner.batch_finished(planned, result)
-
-    def step_finished(self, planned: PlannedStep, stats: StepStats) -> None:
-        self.inner.step_finished(planned, stats)
-
-
 class Executor(ABC):
     def __init__(self, observer: RunObserver | None = None, retry_failed: bool = True):
-        self.observer = _CountingObserver(observer or RunObserver())
+        self.observer = observer or RunObserver()
         self.retry_failed = retry_failed
+        self._fresh: dict[str, StepStats] = {}  # counters of the batches this run processed
 
     def run(self, plan: list[PlannedStep], rundir: RunDirectory) -> list[StepOutcome]:
         outcomes = []
@@ -83,9 +62,15 @@ class Executor(ABC):
                 self.run_step(planned, rundir)
                 stats = rundir.finish_step(name)
                 self.observer.step_finished(planned, stats)
-                outcomes.append(StepOutcome(name, False, stats, self.observer.fresh.pop(name, StepStats())))
+                outcomes.append(StepOutcome(name, False, stats, self._fresh.pop(name, StepStats())))
             digests[name] = rundir.read_state(name)["output_digest"]
         return outcomes
+
+    def batch_done(self, planned: PlannedStep, result: BatchResult) -> None:
+        """Every executor reports a finished batch here: counted for this run, then shown."""
+        name = planned.step.name
+        self._fresh[name] = self._fresh.get(name, StepStats()).merge(result.stats)
+        self.observer.batch_finished(planned, result)
 
     def _has_failures(self, rundir: RunDirectory, name: str) -> bool:
         return self.retry_failed and sum(rundir.merged_stats(name).failed.values()) > 0
@@ -139,7 +124,7 @@ class LocalExecutor(Executor):
                 continue
             result = BatchResult(kept=rows, stats=StepStats(rows_in=len(rows), rows_out=len(rows)))
             rundir.write_batch(planned.step.name, index, result)
-            self.observer.batch_finished(planned, result)
+            self.batch_done(planned, result)
 
     def run_row_step(self, planned: PlannedStep, rundir: RunDirectory) -> None:
         step: RowStep = planned.step
@@ -160,7 +145,7 @@ class LocalExecutor(Executor):
             result = step.process(rows)
             result.stats.seconds = time.perf_counter() - started
             rundir.write_batch(name, index, result)
-            self.observer.batch_finished(planned, result)
+            self.batch_done(planned, result)
 
     def _batch_is_done(self, rundir: RunDirectory, name: str, index: int) -> bool:
         stats = rundir.batch_stats(name, index)
@@ -175,4 +160,4 @@ class LocalExecutor(Executor):
         result = planned.step.run(rows)
         result.stats.seconds = time.perf_counter() - started
         rundir.write_batch(planned.step.name, 0, result)
-        self.observer.batch_finished(planned, result)
+        self.batch_done(planned, result)

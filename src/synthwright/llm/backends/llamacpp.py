@@ -20,7 +20,7 @@ import json
 import os
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +169,7 @@ class LlamaCppBackend(Backend):
             from llama_cpp import LogitsProcessorList
 
             kwargs["logits_processor"] = LogitsProcessorList([recorder])
-        with recorder.sampled_ids(llm) if recorder is not None else _nothing():
+        with recorder.sampled_ids(llm) if recorder is not None else nullcontext():
             result = llm.create_completion(prompt=tokens, **kwargs)
         choice = result["choices"][0]
         text = choice["text"]
@@ -316,7 +316,3 @@ class _TopLogprobRecorder:
             offset += len(piece)
         return tuple(out)
 
-
-@contextmanager
-def _nothing():
-    yield
