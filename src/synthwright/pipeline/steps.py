@@ -20,6 +20,7 @@ def load_step_types() -> None:
     import synthwright.recipes.perturb  # noqa: F401
     import synthwright.recipes.personas  # noqa: F401
     import synthwright.recipes.self_instruct  # noqa: F401
+    import synthwright.reranker.steps  # noqa: F401
 
     for entry in entry_points(group="synthwright.steps"):
         entry.load()

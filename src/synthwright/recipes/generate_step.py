@@ -34,6 +34,7 @@ class GenerateOptions(StepOptions):
     novelty_epsilon: float | None = Field(None, ge=0.0, le=2.0, description="Reject a generation within this cosine distance of one already kept")
     novelty_embedder: str = "minilm"
     max_replacements: int = Field(2, ge=0, description="How often to ask again for a sample the novelty gate rejected")
+    logprobs: bool = Field(False, description="Record the mean token log-probability as OUTPUT_logprob (where the backend gives it)")
 
     @model_validator(mode="after")
     def _one_template(self) -> "GenerateOptions":
@@ -112,7 +113,8 @@ class GenerateStep(RowStep):
             temperature=o.temperature, max_tokens=o.max_tokens, top_p=o.top_p, stop=tuple(o.stop),
             seed=self.context.seed_for(self.name, row["_meta"]["id"], sample_index),
         )
-        return self.prompt.request(row, params, sample_index, json_schema=self.schema, system=self._system_for(row))
+        extra = {"top_logprobs": 1} if o.logprobs else {}
+        return self.prompt.request(row, params, sample_index, json_schema=self.schema, system=self._system_for(row), **extra)
 
     # -- the novelty gate --------------------------------------------------------------------------
     def gate(self):
@@ -164,6 +166,10 @@ class GenerateStep(RowStep):
             template_hash=self.prompt.template_hash,
         )
         child[self.options.output_column] = response.text
+        if self.options.logprobs and response.logprobs:
+            # InPars filters generated queries by this: a low mean log-probability marks a
+            # generation the model itself found unlikely (often off-topic or garbled).
+            child[self.options.output_column + "_logprob"] = sum(t.logprob for t in response.logprobs) / len(response.logprobs)
         if self.schema is not None:
             child[self.options.output_column + "_json"] = response.parsed
         return child

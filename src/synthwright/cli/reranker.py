@@ -1,0 +1,137 @@
+"""`synthwright reranker`: the synthetic reranker pipeline end to end, as a resumable run.
+
+The command writes the pipeline it runs to RUN_DIR/pipeline.yaml: `synthwright run` on that
+file does the same thing, and editing it is how to go beyond the flags.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+import yaml
+
+from synthwright.cli.console import out
+from synthwright.cli.pipeline import ProgressObserver, print_step_table
+from synthwright.errors import UserError
+
+DEFAULT_TEACHER = "llamacpp:qwen2.5-coder-1.5b"
+
+
+class StudentKind(str, Enum):
+    cross = "cross"
+    bi = "bi"
+
+
+def _path(value: Path | None) -> str | None:
+    return str(value.resolve()) if value is not None else None
+
+
+def reranker_steps(
+    corpus: str, *, teacher: str, styles: list[str], documents: int | None, budget: int, candidates: int,
+    pairs_per_query: int, student: str, epochs: float, max_length: int, eval_queries: str | None, eval_qrels: str | None,
+    real_queries: str | None = None, real_qrels: str | None = None, real_limit: int | None = None, depth: int = 30,
+    judges: list[str] | None = None,
+) -> list[dict]:
+    """The pipeline's steps, as YAML would spell them."""
+    n_queries = max(1, (documents or 100) * len(styles))
+    judges = judges or ["bm25", "embedding", teacher]
+    training = {"corpus": corpus, "kind": student, "epochs": epochs, "max_length": max_length}
+    steps = [
+        {"name": "documents", "uses": "corpus", "with": {"corpus": corpus, "sample": documents, "styles": styles}},
+        {"name": "queries", "uses": "doc_queries", "with": {"model": teacher}},
+        {"name": "unique", "uses": "dedup", "with": {"column": "query", "method": "semantic", "epsilon": 0.1}},
+        {"name": "candidates", "uses": "candidates", "with": {"corpus": corpus, "k": candidates}},
+        {"name": "judged", "uses": "pair_judge", "with": {
+            "corpus": corpus, "judges": judges, "pairs_per_query": pairs_per_query,
+            "llm_pairs_per_query": round(budget / n_queries, 4)}},
+        {"name": "labels", "uses": "recover_labels"},
+        {"name": "dataset", "uses": "export", "with": {"path": "dataset.jsonl"}},
+        {"name": "student", "uses": "train_student", "input": "labels", "with": {**training, "output": "student"}},
+    ]
+    students = {"student": "student/model"}
+    if real_queries and real_qrels:
+        steps.append({"name": "student_real", "uses": "train_student", "input": "labels", "with": {
+            **training, "output": "student_real", "label_source": "real", "real_queries": real_queries,
+            "real_qrels": real_qrels, "real_limit": real_limit}})
+        students["real-label student"] = "student_real/model"
+    if eval_queries and eval_qrels:
+        steps.append({"name": "evaluation", "uses": "evaluate_reranker", "input": "labels", "with": {
+            "corpus": corpus, "queries": eval_queries, "qrels": eval_qrels, "students": students, "depth": depth}})
+    steps.append({"name": "report", "uses": "reranker_report", "input": "labels"})
+    for step in steps:  # drop unset options, so the YAML shows only what was chosen
+        if "with" in step:
+            step["with"] = {k: v for k, v in step["with"].items() if v is not None}
+    return steps
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("reranker")
+    def reranker(
+        corpus: str = typer.Option(..., "--corpus", help="JSONL of {_id, title, text}, a BEIR folder, or pydoc:topics."),
+        budget: int = typer.Option(200, "--budget", min=0, help="LLM pairwise judgments in all (each asked in both orders)."),
+        documents: int = typer.Option(None, "--documents", min=1, help="Documents to sample (default: all)."),
+        styles: list[str] = typer.Option(["question"], "--style", help="Query style: claim, question or keyword (repeatable)."),
+        teacher: str = typer.Option(DEFAULT_TEACHER, "--teacher", "-m", help="Teacher model spec (queries and LLM judge)."),
+        candidates: int = typer.Option(10, "--candidates", min=1, help="Retrieved candidates per query."),
+        pairs_per_query: int = typer.Option(16, "--pairs-per-query", min=1, help="Comparison graph size per query."),
+        student: StudentKind = typer.Option(StudentKind.cross, "--student", help="cross-encoder or bi-encoder student."),
+        epochs: float = typer.Option(1.0, "--epochs", min=0.01),
+        max_length: int = typer.Option(256, "--max-length", min=32, help="Student input tokens (query + document)."),
+        depth: int = typer.Option(30, "--depth", min=1, help="First-stage documents the student reranks at evaluation."),
+        eval_queries: Path = typer.Option(None, "--eval-queries", help="Real queries (BEIR queries.jsonl) to evaluate on."),
+        eval_qrels: Path = typer.Option(None, "--eval-qrels", help="Their qrels (BEIR TSV)."),
+        real_queries: Path = typer.Option(None, "--real-train-queries", help="Also train a student on these real queries (comparison)."),
+        real_qrels: Path = typer.Option(None, "--real-train-qrels", help="Their qrels."),
+        real_limit: int = typer.Option(None, "--real-train-limit", min=1),
+        run_dir: Path = typer.Option(Path("runs/reranker"), "--run-dir"),
+        seed: int = typer.Option(0, "--seed"),
+    ) -> None:
+        """Train a reranker on synthetic data from a teacher, and evaluate it on real queries.
+
+        Example: synthwright reranker --corpus pydoc:topics --budget 60
+        """
+        from synthwright.pipeline.config import validate_pipeline
+        from synthwright.pipeline.pipeline import run_pipeline
+        from synthwright.pipeline.rundir import RunDirectory
+
+        if (eval_queries is None) != (eval_qrels is None):
+            raise UserError("Give --eval-queries and --eval-qrels together.", "Both come from the same BEIR folder (queries.jsonl, qrels/*.tsv).")
+        if (real_queries is None) != (real_qrels is None):
+            raise UserError("Give --real-train-queries and --real-train-qrels together.")
+        bad = [s for s in styles if s not in ("claim", "question", "keyword")]
+        if bad:
+            raise UserError(f"Unknown query style '{bad[0]}'.", "Use claim, question or keyword.")
+        corpus_spec = corpus if corpus.startswith("pydoc:") else _path(Path(corpus))
+        steps = reranker_steps(
+            corpus_spec, teacher=teacher, styles=styles, documents=documents, budget=budget, candidates=candidates,
+            pairs_per_query=pairs_per_query, student=student.value, epochs=epochs, max_length=max_length,
+            eval_queries=_path(eval_queries), eval_qrels=_path(eval_qrels), real_queries=_path(real_queries),
+            real_qrels=_path(real_qrels), real_limit=real_limit, depth=depth,
+        )
+        data = {"name": "reranker", "seed": seed, "steps": steps}
+        config = validate_pipeline(data, source="synthwright reranker")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "pipeline.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        observer = ProgressObserver()
+        try:
+            result = run_pipeline(config, run_dir, observer=observer)
+        finally:
+            observer.close()
+        print_step_table(RunDirectory(result.run_dir), title="reranker")
+        _print_outcome(result.run_dir)
+
+
+def _print_outcome(run_dir: Path) -> None:
+    from synthwright.reranker.report import summary
+
+    info = summary(run_dir)
+    evaluation = info.get("evaluation")
+    if evaluation:
+        for name, values in evaluation["table"].items():
+            out.print(f"  {name:<42} nDCG@10 {values['ndcg@10']:.3f}  MRR@10 {values['mrr@10']:.3f}  R@100 {values['recall@100']:.3f}")
+    out.print(f"dataset: {run_dir / 'dataset.jsonl'}")
+    out.print(f"student: {run_dir / 'student' / 'model'}")
+    out.print(f"report:  {run_dir / 'report.html'}")
+    out.print(f"pipeline (rerun with `synthwright run`): {run_dir / 'pipeline.yaml'}")

@@ -1,0 +1,67 @@
+"""Document collections for the reranker pipeline, opened once per process.
+
+A corpus spec is a JSONL file of {_id, title, text}, a BEIR folder (its corpus.jsonl), or
+`pydoc:topics`: the Python language reference that ships with every Python
+(`pydoc_data.topics`, one document per topic), which makes a fully offline demo corpus.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from pathlib import Path
+
+from synthwright.errors import UserError
+
+PYDOC_TOPICS = "pydoc:topics"
+Corpus = dict[str, dict[str, str]]
+
+
+def document_text(doc: Mapping[str, str]) -> str:
+    return f"{doc.get('title') or ''} {doc.get('text') or ''}".strip()
+
+
+def corpus_fingerprint(spec: str) -> dict:
+    """What identifies a corpus's content cheaply (size and mtime of its file)."""
+    if spec == PYDOC_TOPICS:
+        import sys
+
+        return {"corpus": spec, "python": sys.version.split()[0]}
+    path = Path(spec)
+    path = path / "corpus.jsonl" if path.is_dir() else path
+    stat = path.stat() if path.exists() else None
+    return {"corpus": str(path), "size": stat.st_size if stat else None, "mtime_ns": stat.st_mtime_ns if stat else None}
+
+
+def open_corpus(spec: str | Path) -> Corpus:
+    """{doc_id: {"title", "text"}}; the same spec is read once per process."""
+    spec = str(spec)
+    if spec != PYDOC_TOPICS:
+        spec = str(Path(spec).expanduser().resolve())
+    return _open(spec, corpus_fingerprint(spec).get("mtime_ns"))
+
+
+@functools.lru_cache(maxsize=4)
+def _open(spec: str, _mtime_ns) -> Corpus:
+    if spec == PYDOC_TOPICS:
+        return _pydoc_topics()
+    path = Path(spec)
+    if not path.exists():
+        raise UserError(f"Corpus '{spec}' does not exist.", "Give a JSONL file of {_id, title, text}, a BEIR folder, or pydoc:topics.")
+    from synthwright.ranking.retrieval import load_corpus
+
+    corpus = load_corpus(path)
+    if not corpus:
+        raise UserError(f"Corpus '{spec}' has no documents.")
+    return corpus
+
+
+def _pydoc_topics() -> Corpus:
+    from pydoc_data.topics import topics
+
+    # Topic names are identifiers like "assignment" or "typesnumeric": readable enough as titles.
+    return {name: {"title": name, "text": " ".join(text.split())} for name, text in sorted(topics.items()) if text.strip()}
+
+
+def corpus_texts(corpus: Corpus) -> dict[str, str]:
+    return {doc_id: document_text(doc) for doc_id, doc in corpus.items()}

@@ -1,0 +1,147 @@
+"""Evaluation on real queries with real relevance judgments (BEIR qrels).
+
+Systems, all over the same corpus: BM25, dense (MiniLM), hybrid (RRF of both), the student
+reranking the hybrid top `depth`, and hybrid + student fused by RRF (no weight to tune, so
+nothing is fitted on the evaluation queries). Optionally the teacher itself as a pointwise
+reranker of the hybrid top 10 on a subset of queries (its quality ceiling, at its cost).
+The student's gain over hybrid comes with a paired bootstrap interval.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synthwright.errors import UserError
+from synthwright.reranker.corpus import corpus_texts, open_corpus
+from synthwright.reranker.student import QueryLabels
+
+METRICS = ("ndcg@10", "mrr@10", "recall@100")
+
+
+def read_queries(path: str | Path) -> dict[str, str]:
+    from synthwright.ranking.retrieval import read_jsonl
+
+    path = Path(path)
+    path = path / "queries.jsonl" if path.is_dir() else path
+    return {str(row["_id"]): row["text"] for row in read_jsonl(path)}
+
+
+def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
+    from synthwright.ranking.retrieval import read_qrels as read
+
+    if not Path(path).is_file():
+        raise UserError(f"Qrels file '{path}' does not exist.", "Give a BEIR qrels TSV (query-id, corpus-id, score).")
+    return read(path)
+
+
+def judged_queries(queries_path, qrels_path) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """The queries the qrels judge, and the qrels."""
+    queries, qrels = read_queries(queries_path), read_qrels(qrels_path)
+    picked = {qid: queries[qid] for qid in qrels if qid in queries}
+    if not picked:
+        raise UserError(f"No query in '{queries_path}' is judged in '{qrels_path}'.", "Check that the ids match.")
+    return picked, {qid: qrels[qid] for qid in picked}
+
+
+def real_label_groups(queries_path, qrels_path, corpus_spec: str, *, limit: int | None = None, negatives: int = 7, seed: int = 0) -> list[QueryLabels]:
+    """Real queries with real labels: judged documents 1, hybrid top non-judged ones 0."""
+    import random
+
+    from synthwright.reranker.steps import shared_retriever
+
+    queries, qrels = judged_queries(queries_path, qrels_path)
+    ids = sorted(queries)
+    if limit and limit < len(ids):
+        ids = sorted(random.Random(seed).sample(ids, limit))
+    runs = shared_retriever(corpus_spec).run({q: queries[q] for q in ids}, k=negatives + 10)
+    groups = []
+    for qid in ids:
+        labels = {doc: 1.0 for doc, grade in qrels[qid].items() if grade > 0}
+        negative = [doc for doc, _ in runs[qid] if doc not in qrels[qid]][:negatives]
+        groups.append(QueryLabels(queries[qid], {**labels, **{doc: 0.0 for doc in negative}}))
+    return groups
+
+
+@dataclass
+class Evaluation:
+    table: dict[str, dict[str, float]]  # system -> metric -> value
+    gains: dict[str, dict[str, float]] = field(default_factory=dict)  # system -> bootstrap of its gain over hybrid
+    seconds: dict[str, float] = field(default_factory=dict)
+    queries: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def rerank(student, queries: Mapping[str, str], first_stage: Mapping[str, list], texts: Mapping[str, str], depth: int) -> dict[str, list]:
+    """The student's order over the first stage's top `depth`; the rest keeps its order below."""
+    out = {}
+    for qid, ranking in first_stage.items():
+        top = [doc for doc, _ in ranking[:depth]]
+        scores = student.score(queries[qid], [texts[doc] for doc in top])
+        head = sorted(zip(top, scores), key=lambda item: -item[1])
+        floor = min(scores, default=0.0) - 1.0
+        out[qid] = head + [(doc, floor - i) for i, (doc, _) in enumerate(ranking[depth:], 1)]
+    return out
+
+
+def fuse(first_stage: Mapping[str, list], reranked: Mapping[str, list], depth: int) -> dict[str, list]:
+    """RRF of the first stage and the student over the top `depth`; the tail keeps its order."""
+    from synthwright.ranking.retrieval import reciprocal_rank_fusion
+
+    out = {}
+    for qid, ranking in first_stage.items():
+        head = reciprocal_rank_fusion((ranking[:depth], reranked[qid][:depth]), depth)
+        floor = min((s for _, s in head), default=0.0)
+        out[qid] = head + [(doc, floor - i * 1e-6) for i, (doc, _) in enumerate(ranking[depth:], 1)]
+    return out
+
+
+def evaluate_students(
+    corpus_spec: str,
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Mapping[str, int]],
+    students: Mapping[str, Any],
+    *,
+    depth: int = 30,
+    resamples: int = 2000,
+    seed: int = 0,
+    progress=None,
+) -> Evaluation:
+    """Baselines and each student (name -> StudentReranker) on the real queries."""
+    from synthwright.ranking import evaluate, paired_bootstrap
+    from synthwright.reranker.steps import shared_retriever
+
+    texts = corpus_texts(open_corpus(corpus_spec))
+    retriever = shared_retriever(corpus_spec)
+    runs, seconds = {}, {}
+    started = time.perf_counter()
+    lexical, semantic = retriever.bm25.search(list(queries.values()), 1000), retriever.dense.search(list(queries.values()), 1000)
+    from synthwright.ranking.retrieval import reciprocal_rank_fusion
+
+    runs["BM25"] = dict(zip(queries, (r[:100] for r in lexical)))
+    runs["dense (MiniLM)"] = dict(zip(queries, (r[:100] for r in semantic)))
+    runs["hybrid (RRF)"] = {qid: reciprocal_rank_fusion((lex, sem), 100) for qid, lex, sem in zip(queries, lexical, semantic)}
+    seconds["first stage"] = time.perf_counter() - started
+    hybrid = runs["hybrid (RRF)"]
+    for name, student in students.items():
+        started = time.perf_counter()
+        reranked = rerank(student, queries, hybrid, texts, depth)
+        seconds[name] = time.perf_counter() - started
+        runs[f"{name}: rerank top {depth}"] = reranked
+        runs[f"hybrid + {name} (RRF)"] = fuse(hybrid, reranked, depth)
+        if progress:
+            progress(name)
+    table = {name: evaluate(run, qrels, METRICS) for name, run in runs.items()}
+    gains = {}
+    for name, run in runs.items():
+        if name in ("BM25", "dense (MiniLM)", "hybrid (RRF)"):
+            continue
+        boot = paired_bootstrap(hybrid, run, qrels, "ndcg@10", n_resamples=resamples, seed=seed)
+        gains[name] = {"difference": boot.difference, "low": boot.low, "high": boot.high, "p_value": boot.p_value}
+    return Evaluation(table, gains, seconds, len(queries))

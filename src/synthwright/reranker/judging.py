@@ -1,0 +1,110 @@
+"""Ensemble pairwise judging for one batch of synthetic queries, on a budget.
+
+Per query, a connected comparison graph (ranking.pairs.select_pairs: the source document
+against every candidate, rank neighbours, a few random pairs). Every pair is judged by the
+cheap members, which cost nothing next to an LLM call:
+
+- `bm25`: P(a > b) = sigmoid(z_a - z_b), z = the query's BM25 scores standardised over its graph;
+- `embedding`: P(a > b) = sigmoid((cos_a - cos_b) / 0.05), MiniLM cosine (as judges.EmbeddingJudge).
+
+LLM judgments (both orders, order-averaged) go where they are worth most: a share of the
+budget to anchor pairs (the source against a bottom candidate: the answer is known, so the
+LLM's reliability can be measured), the rest to the pairs on which the cheap members
+disagree most or are least sure. The budget is per batch (`llm_pairs_per_query` x rows), so
+batches are independent and resume cleanly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from synthwright.core.lineage import Row
+from synthwright.judges.base import PairItem, PairResult, short_model_name
+from synthwright.judges.prompts import PairwisePrompt
+from synthwright.ranking.pairs import select_pairs
+
+EMBEDDING_TEMPERATURE = 0.05
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, x))))
+
+
+def _standardise(values: Sequence[float]) -> list[float]:
+    arr = np.asarray(values, dtype=float)
+    sd = arr.std()
+    return ((arr - arr.mean()) / sd).tolist() if sd > 0 else [0.0] * len(arr)
+
+
+def graph_for(row: Row, options, seed: int) -> list[dict[str, Any]]:
+    """The query's comparisons with the cheap members' verdicts; anchor pairs marked."""
+    source, candidates = row["doc_id"], list(row["candidates"])
+    nodes = [source, *candidates]
+    bm25 = dict(zip(nodes, _standardise(row["bm25"])))
+    dense = dict(zip(nodes, row["dense"]))
+    bottom = set(candidates[len(candidates) - max(1, len(candidates) // 3):])
+    comparisons = []
+    for a, b in select_pairs(candidates, source, budget=options.pairs_per_query, n_random=options.n_random, seed=seed):
+        by: dict[str, float] = {}
+        if "bm25" in options.judges:
+            by["bm25"] = _sigmoid(bm25[a] - bm25[b])
+        if "embedding" in options.judges and dense[a] and dense[b]:  # 0.0 = outside the dense top list
+            by["embedding"] = _sigmoid((dense[a] - dense[b]) / EMBEDDING_TEMPERATURE)
+        anchor = a == source and b in bottom
+        comparisons.append({"a": a, "b": b, "by": by, "anchor": anchor})
+    return comparisons
+
+
+def _disagreement(comparison: Mapping[str, Any]) -> float:
+    values = list(comparison["by"].values())
+    if not values:
+        return 2.0  # nobody cheap could judge it: the LLM is the only opinion
+    spread = max(values) - min(values)
+    uncertainty = 0.5 - abs(float(np.mean(values)) - 0.5)
+    return spread + uncertainty
+
+
+def choose_for_llm(graphs: Sequence[tuple[Row, list[dict]]], budget: int, anchor_share: float, rng) -> list[tuple[Row, dict]]:
+    """Up to `budget` (row, comparison) pairs for the LLM: anchors first, then disagreement."""
+    if budget <= 0:
+        return []
+    anchors = [(row, c) for row, cs in graphs for c in cs if c["anchor"]]
+    others = [(row, c) for row, cs in graphs for c in cs if not c["anchor"]]
+    rng.shuffle(anchors)
+    n_anchor = min(len(anchors), round(budget * anchor_share))
+    others.sort(key=lambda rc: -_disagreement(rc[1]))
+    chosen = anchors[:n_anchor] + others[: budget - n_anchor]
+    return chosen[:budget]
+
+
+def judge_batch(rows: list[Row], options, context, step_name: str, llm_specs: Sequence[str], texts: Mapping[str, str]):
+    """Rows with a `comparisons` column, and the LLM usage of the batch."""
+    from synthwright.judges.pairwise import PairwiseJudge
+
+    graphs = [(row, graph_for(row, options, context.seed_for(step_name, row["query_id"]))) for row in rows]
+    budget = round(options.llm_pairs_per_query * len(rows))
+    usage = []
+    for spec in llm_specs:
+        chosen = choose_for_llm(graphs, budget, options.anchor_share, context.rng(step_name, spec, rows[0]["query_id"] if rows else ""))
+        name = short_model_name(spec)
+        for style in sorted({row.get("style", "question") for row, _ in chosen}):
+            subset = [(row, c) for row, c in chosen if row.get("style", "question") == style]
+            judge = PairwiseJudge(spec, _prompt(options, style), name=name, max_chars=options.max_chars, context=context, step_name=step_name)
+            items = [PairItem(context=row["query"], a=texts[c["a"]], b=texts[c["b"]]) for row, c in subset]
+            for (row, comparison), verdict in zip(subset, judge.compare(items)):
+                if isinstance(verdict, PairResult):
+                    comparison["by"][name] = verdict.p_a
+                    comparison.setdefault("first", {})[name] = (verdict.p_first_ab + verdict.p_first_ba) / 2
+            usage.append(judge.usage)
+    return [{**row, "comparisons": comparisons} for row, comparisons in graphs], usage
+
+
+def _prompt(options, style: str) -> PairwisePrompt:
+    from synthwright.reranker.steps import CONTEXT_LABELS, INSTRUCTIONS
+
+    return PairwisePrompt(instruction=options.instruction or INSTRUCTIONS.get(style, INSTRUCTIONS["question"]),
+                          context_label=CONTEXT_LABELS.get(style, "Query"))

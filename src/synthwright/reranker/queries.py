@@ -1,0 +1,107 @@
+"""Queries from documents (InPars / Promptagator style): the prompts, and the rules that
+clean a generated query or reject it.
+
+The teacher reads one document and writes one query of a given style. Styles exist because
+real query logs differ: SciFact's queries are claims, a search box gets keywords, a help
+desk gets questions. Fit the style to the queries the student will face.
+
+Rules (each rejection has a reason, counted by the run):
+- cleaning: first line only, markdown labels ("**Claim:**"), list markers and surrounding
+  quotes removed (the 1.5B teacher adds them often);
+- `too_short` / `too_long`: word limits per style;
+- `mentions_document`: "according to the passage ..." queries only make sense to someone
+  who already holds the document;
+- `copies_document`: a query that is a sentence of its document teaches the student
+  string matching, not relevance (the 0.5B model did this for half its queries);
+- `low_logprob`: the teacher's own mean token log-probability below a threshold (InPars).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from synthwright.filters.rouge import lcs_length, tokenize
+
+STYLE_INSTRUCTIONS = {
+    "claim": (
+        "Read the scientific passage below. Write one short claim, a single declarative sentence of at most "
+        "20 words, that a researcher might want to check and that this passage gives evidence about. "
+        "Use your own words; do not copy a sentence. Write only the claim."
+    ),
+    "question": (
+        "Read the passage below. Write one question that a person would type into a search engine and that "
+        "this passage answers. Use your own words; do not copy a sentence. Write only the question."
+    ),
+    "keyword": (
+        "Read the passage below. Write a short keyword search query (2 to 6 words) that someone looking for "
+        "this passage would type. Write only the query."
+    ),
+}
+STYLE_WORDS = {"claim": (4, 40), "question": (4, 40), "keyword": (1, 8)}
+DOC_QUERY_PROMPT = "{{ instruction }}\n\nPassage: {{ document }}"
+DEFAULT_DOC_CHARS = 1200
+
+_LABEL = re.compile(r"^\s*(?:[-*#>]+\s*)?(?:\*\*|__)?\s*(?:claim|question|query|search query|keywords?|answer)\s*\d*\s*(?:\*\*|__)?\s*[:\-]\s*(?:\*\*|__)?\s*", re.I)
+_LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+_QUOTES = "\"'`“”‘’«»"
+_MENTIONS = re.compile(r"\b(?:the|this|that|above|given)\s+(?:passage|text|document|article|abstract|excerpt|study|paper)\b", re.I)
+
+
+@dataclass(frozen=True)
+class QueryVerdict:
+    query: str  # cleaned text
+    reason: str | None  # None when kept
+
+
+def truncate_document(text: str, max_chars: int = DEFAULT_DOC_CHARS) -> str:
+    """Cut at a sentence or word boundary: prompt processing is the cost on a CPU."""
+    if len(text) <= max_chars:
+        return text
+    cut = text[:max_chars]
+    sentence_end = max(cut.rfind(". "), cut.rfind("? "), cut.rfind("! "))
+    return cut[: sentence_end + 1] if sentence_end > max_chars // 2 else cut.rsplit(" ", 1)[0] + " ..."
+
+
+def clean_query(text: str) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[0]
+    if _LABEL.match(line) and not _LABEL.sub("", line).strip() and len(lines) > 1:
+        line = lines[1]  # "**Claim:**" alone on the first line, the claim below it
+    line = _LIST_MARKER.sub("", _LABEL.sub("", line))
+    line = line.replace("**", "").replace("__", "").strip()
+    while len(line) >= 2 and line[0] in _QUOTES and line[-1] in _QUOTES:
+        line = line[1:-1].strip()
+    line = line.strip(_QUOTES).strip()
+    return " ".join(line.split())
+
+
+def copies_document(query: str, document: str, threshold: float = 0.9) -> bool:
+    """True when nearly all of the query's words appear, in order, within one sentence of
+    the document (LCS over the query's length)."""
+    words = tokenize(query)
+    if len(words) < 4:
+        return False  # short keyword queries legitimately reuse document words
+    for sentence in re.split(r"(?<=[.!?])\s+", document):
+        if lcs_length(words, tokenize(sentence)) >= threshold * len(words):
+            return True
+    return False
+
+
+def judge_query(text: str, document: str, style: str, *, logprob: float | None = None, min_logprob: float | None = None) -> QueryVerdict:
+    query = clean_query(text)
+    low, high = STYLE_WORDS.get(style, (3, 40))
+    words = len(query.split())
+    if words < low:
+        return QueryVerdict(query, "too_short")
+    if words > high:
+        return QueryVerdict(query, "too_long")
+    if _MENTIONS.search(query):
+        return QueryVerdict(query, "mentions_document")
+    if copies_document(query, document):
+        return QueryVerdict(query, "copies_document")
+    if min_logprob is not None and logprob is not None and logprob < min_logprob:
+        return QueryVerdict(query, "low_logprob")
+    return QueryVerdict(query, None)

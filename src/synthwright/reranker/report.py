@@ -1,0 +1,137 @@
+"""The reranker run's HTML report: one self-contained page (figures inline, nothing fetched,
+every string from data escaped). Sections: data (rows per step, drops by reason), judges
+(reliability, weight, position bias per member, LLM cost), labels (distribution, source vs
+candidates), student (loss curves), evaluation on real queries (table, gains with intervals).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthwright.validate.html_report import STYLE, _e, _n, _table
+from synthwright.validate.plots import _figure, _png
+from synthwright.validate.report import data_uri
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _steps_section(run_dir: Path) -> str:
+    from synthwright.pipeline.rundir import RunDirectory
+
+    rundir = RunDirectory(run_dir)
+    manifest = rundir.read_manifest() or {}
+    names = [step["name"] for step in (manifest.get("config") or {}).get("steps", [])]
+    rows = []
+    for name in names:
+        if rundir.read_state(name) is None:
+            continue  # not run yet (the report itself, on its first run)
+        stats = rundir.merged_stats(name)
+        drops = ", ".join(f"{reason} {count}" for reason, count in stats.dropped.most_common()) or "–"
+        failed = ", ".join(f"{reason} {count}" for reason, count in stats.failed.most_common()) or "–"
+        per = stats.seconds / stats.requests_sent if stats.requests_sent else None
+        rows.append([name, stats.rows_in, stats.rows_out, drops, failed, stats.requests_sent, stats.cache_hits, stats.seconds, per])
+    return "<h2>Data</h2>" + _table(["step", "in", "out", "dropped (reason)", "failed", "LLM requests", "cache hits", "seconds", "s / request"], rows)
+
+
+def _judges_section(run_dir: Path, rows: Sequence[dict]) -> str:
+    report = _read_json(run_dir / "labels_report.json")
+    if not report:
+        return ""
+    lines = []
+    for name, member in report["members"].items():
+        judged = sum(1 for row in rows for c in row.get("comparisons") or () if (c.get("by") or {}).get(name) is not None)
+        lines.append([name, judged, member["anchor_pairs"], member["accuracy"], report["weights"].get(name), member.get("first_wins")])
+    return (
+        "<h2>Judges</h2><p class=\"hint\">Accuracy on anchor pairs (the source document against a bottom-ranked candidate: "
+        "the source should win), the weight that follows from it (log-odds), and for LLM members how often the document "
+        "shown first won (0.5 = no position bias; each pair is asked in both orders, so the bias cancels in the label).</p>"
+        + _table(["member", "pairs judged", "anchor pairs", "anchor accuracy", "weight", "first shown wins"], lines)
+        + f"<p>{_n(report['queries'])} queries, {_n(report['comparisons'])} comparisons.</p>"
+    )
+
+
+def _labels_png(rows: Sequence[dict]) -> bytes | None:
+    source, others = [], []
+    for row in rows:
+        for item in row.get("labels") or ():
+            (source if item["doc_id"] == row.get("doc_id") else others).append(item["label"])
+    if not source:
+        return None
+    figure = _figure(7, 3.4)
+    ax = figure.subplots()
+    bins = np.linspace(0, 1, 21)
+    ax.hist(others, bins=bins, alpha=0.7, label=f"retrieved candidates ({len(others)})", color="#4c72b0")
+    ax.hist(source, bins=bins, alpha=0.7, label=f"source documents ({len(source)})", color="#dd8452")
+    ax.set_xlabel("recovered label (Thurstone score through Phi)")
+    ax.set_ylabel("documents")
+    ax.legend()
+    return _png(figure)
+
+
+def _curves_png(curves: dict[str, list]) -> bytes | None:
+    if not curves.get("train"):
+        return None
+    figure = _figure(7, 3.4)
+    ax = figure.subplots()
+    train = np.asarray(curves["train"], float)
+    ax.plot(train[:, 0], train[:, 1], label="training loss (synthetic labels)", color="#dd8452")
+    if curves.get("validation"):
+        val = np.asarray(curves["validation"], float)
+        ax.plot(val[:, 0], val[:, 1], label="validation loss (real labels)", color="#4c72b0", marker="o", markersize=3)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend()
+    return _png(figure)
+
+
+def _img(png: bytes | None, alt: str) -> str:
+    return f'<img alt="{_e(alt)}" src="{data_uri(png)}">' if png else ""
+
+
+def _students_section(run_dir: Path) -> str:
+    parts = []
+    for training in sorted(run_dir.glob("*/training.json")):
+        info = _read_json(training) or {}
+        parts.append(f"<h3>{_e(training.parent.name)}</h3><p>{_e(info.get('kind'))}-encoder, {_n(info.get('examples'))} training examples, "
+                     f"{_n(info.get('seconds'), 1)} s</p>" + _img(_curves_png(info.get("curves") or {}), f"loss curves of {training.parent.name}"))
+    return "<h2>Student</h2>" + "".join(parts) if parts else ""
+
+
+def _evaluation_section(run_dir: Path) -> str:
+    evaluation = _read_json(run_dir / "evaluation.json")
+    if not evaluation:
+        return "<h2>Evaluation</h2><p class=\"muted\">No real evaluation queries were given (--eval-queries, --eval-qrels).</p>"
+    metrics = list(next(iter(evaluation["table"].values())))
+    table = _table(["system", *metrics], [[name, *values.values()] for name, values in evaluation["table"].items()])
+    gains = _table(["system", "nDCG@10 gain over hybrid", "95% low", "95% high", "p"],
+                   [[name, g["difference"], g["low"], g["high"], g["p_value"]] for name, g in evaluation["gains"].items()])
+    return (f"<h2>Evaluation on {evaluation['queries']} real queries</h2>{table}"
+            f"<h3>Gain over hybrid (paired bootstrap)</h3>{gains}")
+
+
+def render(run_dir: Path, rows: Sequence[dict], title: str) -> str:
+    manifest = _read_json(run_dir / "manifest.json") or {}
+    head = f"<h1>{_e(title)}</h1><p class=\"muted\">run folder {_e(run_dir)}; pipeline {_e(manifest.get('name', ''))}</p>"
+    labels = "<h2>Labels</h2>" + _img(_labels_png(rows), "distribution of recovered labels") if rows else ""
+    body = head + _steps_section(run_dir) + _judges_section(run_dir, rows) + labels + _students_section(run_dir) + _evaluation_section(run_dir)
+    return f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{_e(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>"
+
+
+def write_report(run_dir: Path, rows: Sequence[dict], path: Path, title: str = "Synthetic reranker") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(Path(run_dir), rows, title), encoding="utf-8")
+    return path
+
+
+def summary(run_dir: Path) -> dict[str, Any]:
+    return {"evaluation": _read_json(Path(run_dir) / "evaluation.json"), "labels": _read_json(Path(run_dir) / "labels_report.json")}

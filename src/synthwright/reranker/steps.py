@@ -1,0 +1,393 @@
+"""Pipeline steps of the synthetic reranker (see examples/reranker.yaml):
+
+documents (corpus) -> queries (doc_queries) -> candidates -> judged (pair_judge)
+-> labels (recover_labels) -> student (train_student) -> evaluation (evaluate_reranker)
+
+Row steps (doc_queries, candidates, pair_judge) work batch by batch and resume; the stages
+need every row at once (reliability weights and score recovery are global; training reads
+all labels). One row = one synthetic query with its source document.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal
+
+from pydantic import Field
+
+from synthwright.core.lineage import Row, derive_id, with_meta
+from synthwright.core.step import BatchResult, RowStep, SourceStep, Stage, StepOptions, register_step
+from synthwright.errors import UserError
+from synthwright.recipes.generate_step import GenerateOptions, GenerateStep
+from synthwright.reranker.corpus import corpus_fingerprint, corpus_texts, open_corpus
+from synthwright.reranker.queries import DEFAULT_DOC_CHARS, DOC_QUERY_PROMPT, STYLE_INSTRUCTIONS, judge_query, truncate_document
+
+DEFAULT_TEACHER = "llamacpp:qwen2.5-coder-1.5b"
+Style = Literal["claim", "question", "keyword"]
+
+
+# -- documents ------------------------------------------------------------------------------------
+class CorpusOptions(StepOptions):
+    corpus: str = Field(description="JSONL of {_id, title, text}, a BEIR folder, or pydoc:topics")
+    sample: int | None = Field(None, ge=1, description="Documents to draw (seeded); all when unset")
+    styles: list[Style] = Field(["question"], min_length=1, description="Query styles: one row per document and style")
+    doc_chars: int = Field(DEFAULT_DOC_CHARS, ge=100, description="Characters of each document the teacher reads")
+    min_chars: int = Field(80, ge=0, description="Skip documents shorter than this")
+
+
+@register_step("corpus")
+class CorpusStep(SourceStep):
+    Options = CorpusOptions
+    description = "Sample documents from a corpus; one row per (document, query style) for doc_queries."
+
+    def _spec(self) -> str:
+        spec = self.options.corpus
+        return spec if ":" in spec and not spec.startswith(("/", ".")) and len(spec.split(":")[0]) > 1 else str(self.context.resolve(spec))
+
+    def fingerprint_extra(self) -> dict[str, Any]:
+        return corpus_fingerprint(self._spec())
+
+    def read(self) -> Iterator[Row]:
+        corpus = open_corpus(self._spec())
+        ids = [doc_id for doc_id, doc in corpus.items() if len(doc.get("text") or "") >= self.options.min_chars]
+        if self.options.sample and self.options.sample < len(ids):
+            ids = sorted(self.context.rng(self.name, "sample").sample(ids, self.options.sample))
+        for doc_id in ids:
+            doc = corpus[doc_id]
+            text = f"{doc['title']}. {doc['text']}" if doc.get("title") and doc["title"] != doc_id else doc["text"]
+            for style in self.options.styles:
+                meta = {"id": derive_id(self.name, doc_id, style), "step": self.name, "source": "corpus", "doc_id": doc_id}
+                yield {"doc_id": doc_id, "document": truncate_document(text, self.options.doc_chars), "style": style,
+                       "instruction": STYLE_INSTRUCTIONS[style], "_meta": meta}
+
+
+# -- queries --------------------------------------------------------------------------------------
+class DocQueriesOptions(GenerateOptions):
+    model: str = DEFAULT_TEACHER
+    prompt: str | None = DOC_QUERY_PROMPT
+    temperature: float = Field(0.7, ge=0.0)
+    max_tokens: int = Field(48, ge=1)
+    output_column: str = "query"
+    logprobs: bool = True
+    min_logprob: float | None = Field(None, description="Drop queries whose mean token log-probability is below this (InPars)")
+
+
+@register_step("doc_queries")
+class DocQueriesStep(GenerateStep):
+    """`generate` with the document-to-query prompt, then the query rules of reranker.queries."""
+
+    Options = DocQueriesOptions
+    description = "Ask the teacher for a query each document answers (InPars style); clean it and drop bad ones by reason."
+
+    def _child(self, result, row, sample_index, response):
+        child = super()._child(result, row, sample_index, response)
+        if child is None:
+            return None
+        column = self.options.output_column
+        verdict = judge_query(child[column], row["document"], row.get("style", "question"),
+                              logprob=child.get(f"{column}_logprob"), min_logprob=self.options.min_logprob)
+        child = {**child, f"{column}_raw": child[column], column: verdict.query, "query_id": child["_meta"]["id"]}
+        child = with_meta(child, recipe="doc_queries", source_doc=row["doc_id"], query_style=row.get("style"))
+        if verdict.reason is not None:
+            result.drop(child, verdict.reason)
+            return None
+        return child
+
+
+# -- candidates -----------------------------------------------------------------------------------
+_RETRIEVERS: dict = {}
+
+
+def shared_retriever(spec: str, method: str = "hybrid"):
+    """One retriever per (corpus, method) per process: the index is the expensive part."""
+    key = (spec, method)
+    if key not in _RETRIEVERS:
+        from synthwright.ranking.retrieval import Retriever
+
+        _RETRIEVERS[key] = Retriever(open_corpus(spec), method)
+    return _RETRIEVERS[key]
+
+
+class CandidatesOptions(StepOptions):
+    corpus: str
+    k: int = Field(10, ge=1, description="Candidates kept per query (ranked by hybrid retrieval)")
+    roundtrip_k: int | None = Field(20, ge=1, description="Drop a query whose source document is not in the top roundtrip_k (null: keep all)")
+    query_column: str = "query"
+
+
+@register_step("candidates")
+class CandidatesStep(RowStep):
+    Options = CandidatesOptions
+    description = "Hybrid retrieval (BM25 + MiniLM, RRF) per query: candidates, component scores, and the round-trip check."
+    input_columns = ("doc_id",)
+    default_batch_size = 256
+
+    def required_columns(self) -> tuple[str, ...]:
+        return ("doc_id", self.options.query_column)
+
+    def output_columns(self) -> tuple[str, ...]:
+        return ("candidates", "source_rank", "bm25", "dense")
+
+    def _spec(self) -> str:
+        return CorpusStep._spec(self)  # same resolution rules as the corpus step
+
+    def fingerprint_extra(self) -> dict[str, Any]:
+        return corpus_fingerprint(self._spec())
+
+    def process(self, rows: list[Row]) -> BatchResult:
+        o = self.options
+        retriever = shared_retriever(self._spec())
+        depth = max(o.k, o.roundtrip_k or 0, 100)
+        queries = [row[o.query_column] for row in rows]
+        lexical, semantic = retriever.bm25.search(queries, depth), retriever.dense.search(queries, depth)
+        from synthwright.ranking.retrieval import reciprocal_rank_fusion
+
+        result = BatchResult.for_input(len(rows))
+        for row, lex, sem in zip(rows, lexical, semantic):
+            fused = [doc for doc, _ in reciprocal_rank_fusion((lex, sem), depth)]
+            rank = fused.index(row["doc_id"]) + 1 if row["doc_id"] in fused else None
+            if o.roundtrip_k and (rank is None or rank > o.roundtrip_k):
+                result.drop({**row, "source_rank": rank}, "not_round_trip")
+                continue
+            candidates = [doc for doc in fused if doc != row["doc_id"]][: o.k]
+            bm25, dense = dict(lex), dict(sem)
+            nodes = [row["doc_id"], *candidates]
+            result.keep({**row, "candidates": candidates, "source_rank": rank,
+                         "bm25": [bm25.get(d, 0.0) for d in nodes], "dense": [dense.get(d, 0.0) for d in nodes]})
+        return result
+
+
+# -- pairwise judgments ---------------------------------------------------------------------------
+class PairJudgeOptions(StepOptions):
+    corpus: str
+    judges: list[str] = Field(["bm25", "embedding", DEFAULT_TEACHER], min_length=1,
+                              description="Members: bm25, embedding (MiniLM cosine) and LLM model specs")
+    pairs_per_query: int = Field(16, ge=1, description="Comparison graph size per query (cheap members judge all)")
+    llm_pairs_per_query: float = Field(2.0, ge=0.0, description="LLM judgments per query on average (each asked in both orders)")
+    anchor_share: float = Field(0.2, ge=0.0, le=1.0, description="Share of the LLM budget spent on anchor pairs (source vs a bottom candidate) to measure its reliability")
+    max_chars: int = Field(450, ge=50, description="Document characters an LLM judge reads (cost is prompt length)")
+    instruction: str | None = Field(None, description="Pairwise question for the LLM (default fits the query style)")
+    n_random: int = Field(2, ge=0)
+
+
+INSTRUCTIONS = {
+    "claim": "Which of the two documents gives evidence about the claim? Reply with 1 or 2.",
+    "question": "Which of the two documents answers the search query? Reply with 1 or 2.",
+    "keyword": "Which of the two documents answers the search query? Reply with 1 or 2.",
+}
+CONTEXT_LABELS = {"claim": "Claim", "question": "Query", "keyword": "Query"}
+
+
+@register_step("pair_judge")
+class PairJudgeStep(RowStep):
+    Options = PairJudgeOptions
+    description = "Select a connected comparison graph per query on a budget; judge it with an ensemble (cheap members everywhere, the LLM where they disagree)."
+    input_columns = ("query_id", "query", "doc_id", "candidates", "bm25", "dense")
+    default_batch_size = 64
+
+    def __init__(self, name, options: PairJudgeOptions, context):
+        super().__init__(name, options, context)
+        self.llm_specs = [spec for spec in options.judges if spec not in ("bm25", "embedding")]
+        self._embedding = None
+
+    def output_columns(self) -> tuple[str, ...]:
+        return ("comparisons",)
+
+    def _spec(self) -> str:
+        return CorpusStep._spec(self)
+
+    def fingerprint_extra(self) -> dict[str, Any]:
+        return {**corpus_fingerprint(self._spec()), "instructions": INSTRUCTIONS}
+
+    def process(self, rows: list[Row]) -> BatchResult:
+        from synthwright.reranker.judging import judge_batch
+
+        result = BatchResult.for_input(len(rows))
+        judged, usage = judge_batch(rows, self.options, self.context, self.name, self.llm_specs, corpus_texts(open_corpus(self._spec())))
+        for row in judged:
+            result.keep(row)
+        for spec_usage in usage:
+            result.stats.add_usage(spec_usage)
+        return result
+
+
+# -- labels ---------------------------------------------------------------------------------------
+class RecoverOptions(StepOptions):
+    model: Literal["thurstone", "bradley_terry"] = "thurstone"
+    prior_std: float = Field(3.0, gt=0)
+    weights: dict[str, float] | Literal["reliability", "equal"] = Field("reliability", description="Member weights: measured on anchor pairs, equal, or given")
+    drop: list[str] = Field([], description="Members to leave out (ablation)")
+    report: str | None = "labels_report.json"
+
+
+@register_step("recover_labels")
+class RecoverLabelsStage(Stage):
+    Options = RecoverOptions
+    description = "Weigh ensemble members by measured reliability, combine, fit Thurstone per query; adds labels {doc_id: label in [0,1]}."
+
+    def run(self, rows: Iterable[Row]) -> BatchResult:
+        from synthwright.reranker.labels import estimate_reliability, recover_labels
+
+        rows = list(rows)
+        result = BatchResult.for_input(len(rows))
+        members = sorted({m for row in rows for c in row.get("comparisons") or () for m, p in (c.get("by") or {}).items() if p is not None} - set(self.options.drop))
+        reliability = estimate_reliability(rows, members)
+        if self.options.weights == "reliability":
+            weights = {m: r.weight for m, r in reliability.items()}
+        elif self.options.weights == "equal":
+            weights = {m: 1.0 for m in members}
+        else:
+            weights = {m: w for m, w in self.options.weights.items() if m in members}
+        recovered = {q.query_id: q for q in recover_labels(rows, weights, model=self.options.model, prior_std=self.options.prior_std)}
+        for row in rows:
+            entry = recovered.get(row["query_id"])
+            if entry is None:
+                result.drop(row, "no_comparisons")
+                continue
+            # A list of records, not a {doc_id: label} map: Parquet would make every doc id a column.
+            labels = [{"doc_id": doc, "label": entry.labels[doc], "score": entry.scores[doc], "std": entry.std[doc]} for doc in entry.labels]
+            result.keep({**row, "labels": labels})
+        if self.options.report:
+            report = {"members": {m: r.to_dict() for m, r in reliability.items()}, "weights": weights,
+                      "queries": len(recovered), "comparisons": sum(len(r.get("comparisons") or ()) for r in rows)}
+            path = self.context.output_path(self.options.report)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        return result
+
+
+# -- student --------------------------------------------------------------------------------------
+class StudentOptions(StepOptions):
+    corpus: str
+    kind: Literal["cross", "bi"] = "cross"
+    output: str = Field("student", description="Folder for the model and its curves (inside the run folder)")
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(3e-5, gt=0)
+    max_length: int = Field(256, ge=32)
+    label_source: Literal["recovered", "binary", "real"] = Field("recovered", description="recovered: Thurstone labels; binary: source = 1, candidates = 0 (the InPars baseline); real: real_queries with real_qrels (the comparison)")
+    real_queries: str | None = Field(None, description="label_source real: BEIR queries.jsonl of real training queries (never the evaluation queries)")
+    real_qrels: str | None = None
+    real_limit: int | None = Field(None, ge=1, description="label_source real: use at most this many real queries")
+    validation_queries: str | None = Field(None, description="Real queries (BEIR queries.jsonl) for the real-validation loss curve; never the evaluation queries")
+    validation_qrels: str | None = None
+    validation_limit: int = Field(50, ge=1)
+
+
+@register_step("train_student")
+class TrainStudentStage(Stage):
+    Options = StudentOptions
+    description = "Train the student reranker (MiniLM cross-encoder or bi-encoder) on the labels; rows pass through."
+
+    def _spec(self) -> str:
+        return CorpusStep._spec(self)
+
+    def run(self, rows: Iterable[Row]) -> BatchResult:
+        from synthwright.reranker.student import QueryLabels, TrainSettings, train_student
+
+        o = self.options
+        rows = list(rows)
+        result = BatchResult.for_input(len(rows))
+        texts = corpus_texts(open_corpus(self._spec()))
+        if o.label_source == "real":
+            from synthwright.reranker.evaluation import real_label_groups
+
+            if not (o.real_queries and o.real_qrels):
+                raise UserError("label_source: real needs real_queries and real_qrels.", "Give the real training queries and their qrels.")
+            groups = real_label_groups(self.context.resolve(o.real_queries), self.context.resolve(o.real_qrels), self._spec(),
+                                       limit=o.real_limit, seed=self.context.run_seed)
+        else:
+            groups = [QueryLabels(row["query"], self._labels(row)) for row in rows]
+        validation = self._validation(texts) if o.validation_queries else None
+        settings = TrainSettings(kind=o.kind, epochs=o.epochs, batch_size=o.batch_size, learning_rate=o.learning_rate,
+                                 max_length=o.max_length, seed=self.context.run_seed)
+        trained = train_student(groups, texts, self.context.output_path(o.output), settings, validation)
+        for row in rows:
+            result.keep(row)
+        result.stats.seconds += trained.seconds
+        return result
+
+    def _labels(self, row: Row) -> dict[str, float]:
+        if self.options.label_source == "binary":
+            return {row["doc_id"]: 1.0, **{d: 0.0 for d in row["candidates"]}}
+        return {item["doc_id"]: item["label"] for item in row["labels"]}
+
+    def _validation(self, texts):
+        from synthwright.reranker.evaluation import real_label_groups
+
+        o = self.options
+        if not o.validation_qrels:
+            raise UserError("validation_queries needs validation_qrels too.")
+        return real_label_groups(self.context.resolve(o.validation_queries), self.context.resolve(o.validation_qrels),
+                                 self._spec(), limit=o.validation_limit, seed=self.context.run_seed)
+
+
+# -- evaluation -----------------------------------------------------------------------------------
+class EvaluateOptions(StepOptions):
+    corpus: str
+    queries: str = Field(description="Real evaluation queries: BEIR queries.jsonl (only those the qrels judge are used)")
+    qrels: str = Field(description="BEIR qrels TSV of the evaluation queries")
+    students: dict[str, str] = Field({"student": "student/model"}, description="Name -> student model folder (relative: inside the run folder)")
+    depth: int = Field(30, ge=1, description="How many first-stage documents the student reranks")
+    resamples: int = Field(2000, ge=100)
+    output: str = "evaluation.json"
+
+
+@register_step("evaluate_reranker")
+class EvaluateRerankerStage(Stage):
+    Options = EvaluateOptions
+    description = "Evaluate BM25, dense, hybrid and each student on real queries (nDCG@10, MRR@10, Recall@100, paired bootstrap); rows pass through."
+
+    def _spec(self) -> str:
+        return CorpusStep._spec(self)
+
+    def fingerprint_extra(self) -> dict[str, Any]:
+        students = {name: _folder_stamp(self.context.output_path(path)) for name, path in self.options.students.items()}
+        return {**corpus_fingerprint(self._spec()), "students": students}
+
+    def run(self, rows: Iterable[Row]) -> BatchResult:
+        from synthwright.reranker.evaluation import evaluate_students, judged_queries
+        from synthwright.reranker.student import StudentReranker
+
+        o = self.options
+        rows = list(rows)
+        result = BatchResult.for_input(len(rows))
+        queries, qrels = judged_queries(self.context.resolve(o.queries), self.context.resolve(o.qrels))
+        students = {name: StudentReranker(self.context.output_path(path)) for name, path in o.students.items()}
+        evaluation = evaluate_students(self._spec(), queries, qrels, students, depth=o.depth, resamples=o.resamples, seed=self.context.run_seed)
+        path = self.context.output_path(o.output)
+        path.write_text(json.dumps(evaluation.to_dict(), indent=2), encoding="utf-8")
+        for row in rows:
+            result.keep(row)
+        return result
+
+
+def _folder_stamp(path) -> float | None:
+    """When a student folder last changed: a retrained student re-runs the evaluation."""
+    from pathlib import Path
+
+    files = list(Path(path).glob("*")) if Path(path).is_dir() else []
+    return max((f.stat().st_mtime for f in files), default=None)
+
+
+# -- report ---------------------------------------------------------------------------------------
+class ReportOptions(StepOptions):
+    output: str = "report.html"
+    title: str = "Synthetic reranker"
+
+
+@register_step("reranker_report")
+class RerankerReportStage(Stage):
+    Options = ReportOptions
+    description = "One HTML report: data stats, judge reliability and bias, score distributions, loss curves, evaluation table."
+
+    def run(self, rows: Iterable[Row]) -> BatchResult:
+        from synthwright.reranker.report import write_report
+
+        rows = list(rows)
+        result = BatchResult.for_input(len(rows))
+        write_report(self.context.run_dir, rows, self.context.output_path(self.options.output), title=self.options.title)
+        for row in rows:
+            result.keep(row)
+        return result

@@ -1,0 +1,215 @@
+"""The student: a small reranker trained on (query, document, label) examples, on CPU.
+
+Two kinds, both from the offline all-MiniLM-L6-v2 weights, trained with sentence-transformers'
+trainers (so checkpoints, logging and loss curves are the library's, not ours):
+
+- `cross`: a cross-encoder (MiniLM with a fresh one-logit head) reading query and document
+  together, trained with binary cross-entropy on soft labels in [0, 1];
+- `bi`: the bi-encoder itself fine-tuned GPL-style with MarginMSE: for (query, d1, d2) it
+  learns to reproduce the label margin label(d1) - label(d2) as a dot-product margin.
+
+Labels come from `labels_to_examples`: continuous scores per (query, document) recovered
+from pairwise judgments, or real qrels for the "what real labels give" comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from synthwright.errors import UserError, require_module
+
+StudentKind = Literal["cross", "bi"]
+STUDENT_EXTRA = "'synthwright[reranker]'"
+
+
+@dataclass(frozen=True)
+class QueryLabels:
+    """One query's graded documents: {doc_id: label in [0, 1]} (1 = relevant)."""
+
+    query: str
+    labels: Mapping[str, float]
+
+
+@dataclass
+class TrainSettings:
+    kind: StudentKind = "cross"
+    epochs: float = 1.0
+    batch_size: int = 16
+    learning_rate: float = 3e-5
+    warmup_ratio: float = 0.1
+    max_length: int = 256
+    seed: int = 0
+    threads: int | None = None  # torch threads; None keeps torch's default
+
+
+@dataclass
+class TrainedStudent:
+    path: Path
+    kind: StudentKind
+    examples: int
+    seconds: float
+    curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # name -> [(epoch, loss)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "kind": self.kind, "examples": self.examples, "seconds": self.seconds, "curves": self.curves}
+
+
+def _require_training():
+    require_module("torch", "Training the student reranker", STUDENT_EXTRA)
+    require_module("sentence_transformers", "Training the student reranker", STUDENT_EXTRA)
+    require_module("accelerate", "Training the student reranker", STUDENT_EXTRA)
+
+
+def pointwise_examples(groups: Sequence[QueryLabels], texts: Mapping[str, str]) -> list[dict[str, Any]]:
+    """(query, document, label) rows for the cross-encoder."""
+    rows = []
+    for group in groups:
+        for doc_id, label in group.labels.items():
+            if doc_id in texts:
+                rows.append({"query": group.query, "document": texts[doc_id], "label": float(label)})
+    return rows
+
+
+def margin_examples(groups: Sequence[QueryLabels], texts: Mapping[str, str], *, min_margin: float = 0.05) -> list[dict[str, Any]]:
+    """(query, d1, d2, margin) rows for MarginMSE: every pair within a query whose labels
+    differ by at least `min_margin`, better document first."""
+    rows = []
+    for group in groups:
+        ranked = sorted(((label, doc) for doc, label in group.labels.items() if doc in texts), reverse=True)
+        for i, (high, better) in enumerate(ranked):
+            for low, worse in ranked[i + 1:]:
+                if high - low >= min_margin:
+                    rows.append({"query": group.query, "positive": texts[better], "negative": texts[worse], "label": float(high - low)})
+    return rows
+
+
+def _curves(log_history: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
+    curves: dict[str, list[tuple[float, float]]] = {"train": [], "validation": []}
+    for entry in log_history:
+        if "loss" in entry:
+            curves["train"].append((float(entry.get("epoch", 0.0)), float(entry["loss"])))
+        if "eval_loss" in entry:
+            curves["validation"].append((float(entry.get("epoch", 0.0)), float(entry["eval_loss"])))
+    return curves
+
+
+def _arguments(module, settings: TrainSettings, out_dir: Path, n_rows: int, has_validation: bool):
+    steps_per_epoch = max(1, math.ceil(n_rows / settings.batch_size))
+    every = max(1, steps_per_epoch // 8)  # about 8 points per epoch on the curves
+    return module(
+        output_dir=str(out_dir / "checkpoints"), num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size, per_device_eval_batch_size=settings.batch_size * 2,
+        learning_rate=settings.learning_rate, warmup_ratio=settings.warmup_ratio, seed=settings.seed,
+        logging_steps=every, eval_strategy="steps" if has_validation else "no", eval_steps=every if has_validation else None,
+        save_strategy="no", report_to="none", use_cpu=True, dataloader_num_workers=0, disable_tqdm=True,
+    )
+
+
+def train_student(
+    groups: Sequence[QueryLabels],
+    texts: Mapping[str, str],
+    out_dir: str | Path,
+    settings: TrainSettings = TrainSettings(),
+    validation: Sequence[QueryLabels] | None = None,
+    base_model: str | None = None,
+) -> TrainedStudent:
+    """Train a student on labelled groups; saves it to out_dir/model and returns the curves.
+    `validation` (real queries with real labels, never the evaluation queries) gives the
+    real-validation loss curve next to the training one."""
+    _require_training()
+    import time
+
+    import torch
+    from datasets import Dataset
+
+    from synthwright.embed.local import minilm_path
+
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = base_model or str(minilm_path())
+    make_rows = pointwise_examples if settings.kind == "cross" else margin_examples
+    rows = make_rows(groups, texts)
+    if not rows:
+        raise UserError("The student has no training examples.", "Check that the labels name documents in the corpus, and that queries have more than one graded document.")
+    validation_rows = make_rows(validation, texts) if validation else []
+    started = time.perf_counter()
+    if settings.kind == "cross":
+        trainer, model = _cross_trainer(base, settings, out_dir, rows, validation_rows)
+    else:
+        trainer, model = _bi_trainer(base, settings, out_dir, rows, validation_rows)
+    trainer.train()
+    model.save_pretrained(str(out_dir / "model")) if hasattr(model, "save_pretrained") else model.save(str(out_dir / "model"))
+    result = TrainedStudent(out_dir / "model", settings.kind, len(rows), time.perf_counter() - started, _curves(trainer.state.log_history))
+    (out_dir / "training.json").write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+    return result
+
+
+def _cross_trainer(base: str, settings: TrainSettings, out_dir: Path, rows, validation_rows):
+    from datasets import Dataset
+    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments, losses
+
+    model = CrossEncoder(base, num_labels=1, max_length=settings.max_length, local_files_only=True)
+    loss = losses.BinaryCrossEntropyLoss(model)
+    args = _arguments(CrossEncoderTrainingArguments, settings, out_dir, len(rows), bool(validation_rows))
+    trainer = CrossEncoderTrainer(
+        model=model, args=args, train_dataset=Dataset.from_list(rows),
+        eval_dataset=Dataset.from_list(validation_rows) if validation_rows else None, loss=loss,
+    )
+    return trainer, model
+
+
+def _bi_trainer(base: str, settings: TrainSettings, out_dir: Path, rows, validation_rows):
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses
+
+    model = SentenceTransformer(base, local_files_only=True)
+    model.max_seq_length = settings.max_length
+    loss = losses.MarginMSELoss(model)
+    args = _arguments(SentenceTransformerTrainingArguments, settings, out_dir, len(rows), bool(validation_rows))
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=Dataset.from_list(rows),
+        eval_dataset=Dataset.from_list(validation_rows) if validation_rows else None, loss=loss,
+    )
+    return trainer, model
+
+
+class StudentReranker:
+    """A trained student: scores (query, document) pairs; higher = more relevant."""
+
+    def __init__(self, path: str | Path, kind: StudentKind | None = None, *, max_length: int = 256, batch_size: int = 32):
+        _require_training()
+        path = Path(path)
+        if not path.is_dir():
+            raise UserError(f"No student model at '{path}'.", "Train one first (synthwright reranker), or give the folder it wrote.")
+        self.path = path
+        self.kind = kind or _saved_kind(path)
+        self.batch_size = batch_size
+        if self.kind == "cross":
+            from sentence_transformers.cross_encoder import CrossEncoder
+
+            self.model = CrossEncoder(str(path), max_length=max_length, local_files_only=True)
+        else:
+            from sentence_transformers import SentenceTransformer
+
+            self.model = SentenceTransformer(str(path), local_files_only=True)
+            self.model.max_seq_length = max_length
+
+    def score(self, query: str, documents: Sequence[str]) -> list[float]:
+        if not documents:
+            return []
+        if self.kind == "cross":
+            return [float(s) for s in self.model.predict([(query, d) for d in documents], batch_size=self.batch_size, show_progress_bar=False)]
+        vectors = self.model.encode([query, *documents], batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True)
+        return [float(vectors[0] @ v) for v in vectors[1:]]
+
+
+def _saved_kind(path: Path) -> StudentKind:
+    """A cross-encoder saves a sequence-classification config; a bi-encoder a pooling module."""
+    return "bi" if (path / "1_Pooling").is_dir() or (path / "modules.json").is_file() and "Pooling" in (path / "modules.json").read_text() else "cross"
