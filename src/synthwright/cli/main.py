@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from synthwright.cli import diversity, generate, instruct, judge, models, personas, pipeline, usage, validate
+from synthwright.cli import diversity, generate, instruct, judge, models, personas, pipeline, review, usage, validate
 from synthwright.errors import UserError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ personas.register(app)
 judge.register(app)
 diversity.register(app)
 validate.register(app)
+review.register(app)
 
 
 def main() -> None:
