@@ -217,6 +217,10 @@ def create_app(source: Source, options: ReviewOptions = ReviewOptions()):
         key = task.store.undo()
         return {"key": key, "label": task.store.records.get(key) if key else None, "progress": task.progress()}
 
+    @app.get("/favicon.ico")
+    def favicon():
+        return Response(status_code=204)  # browsers ask; an empty answer keeps their consoles clean
+
     @app.get("/static/{name}")
     def static_file(name: str):
         if name not in static:  # a fixed list: no file name from the request ever reaches the disk

@@ -198,8 +198,6 @@ class FileSource(Source):
         from synthwright.io.rows import check_row_format
 
         check_row_format(path)
-        if not path.is_file():
-            raise UserError(f"'{path}' does not exist.", "Give a run folder or a .jsonl/.parquet rows file.")
         self.path = path
         self.step = path.with_suffix("").name
         super().__init__(name=path.name, review_dir=path.parent, columns=columns)
@@ -226,6 +224,8 @@ class FileSource(Source):
 
 def open_source(target: Path, columns: Columns | None = None) -> Source:
     """A run folder or a rows file; `columns` override what the run's judge step says."""
+    if not target.exists():
+        raise UserError(f"'{target}' does not exist.", "Give a run folder or a .jsonl/.parquet rows file.")
     if target.is_dir():
         source = RunSource(target)
         if columns is not None:
