@@ -115,6 +115,7 @@ class Source:
     columns: Columns = field(default_factory=Columns)
     rubric_spec: str | None = None  # the judge step's rubric option, when the run says
     _entries: dict[tuple[str, str], list[Entry]] = field(default_factory=dict, init=False, repr=False)
+    _keys: dict[str, dict[str, Entry]] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def steps(self) -> list[str]:
@@ -159,9 +160,10 @@ class Source:
         """A row by key: in `prefer_step` first, then the latest step that has it."""
         order = ([prefer_step] if prefer_step in self.steps() else []) + list(reversed(self.steps()))
         for step in order:
-            for entry in self.step_entries(step):
-                if entry.key == key:
-                    return entry
+            if step not in self._keys:
+                self._keys[step] = {e.key: e for e in reversed(self.step_entries(step))}  # first row wins a shared key
+            if key in self._keys[step]:
+                return self._keys[step][key]
         return None
 
 
