@@ -290,6 +290,7 @@ def test_token_is_required_and_traded_for_a_cookie(run_dir):
         assert served.raw("GET", "/", {"Authorization": "Bearer s3cret-token"})[0] == 200
         status, _, headers = served.raw("GET", "/rows?step=judged&token=s3cret-token")
         assert status == 303 and headers["location"] == "/rows?step=judged"  # the token leaves the address bar
+        assert served.raw("GET", "//evil.example/x?token=s3cret-token")[2]["location"] == "/evil.example/x"  # no open redirect
         cookie = headers["set-cookie"].split(";")[0]
         assert "HttpOnly" in headers["set-cookie"] and "SameSite=strict" in headers["set-cookie"]
         status, text, _ = served.raw("GET", "/rows?step=judged", {"Cookie": cookie})

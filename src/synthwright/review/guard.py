@@ -103,7 +103,8 @@ class Guard:
     def _remember(self, request: Request) -> Response:
         """Trade `?token=` for a cookie, and send the browser on without the token in the address."""
         rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-        target = request.url.path + ("?" + urlencode(rest) if rest else "")
+        # One leading slash: `//host/...` would send the browser to another site.
+        target = "/" + request.url.path.lstrip("/") + ("?" + urlencode(rest) if rest else "")
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", path="/")
         return response
