@@ -45,7 +45,7 @@ def _judged(row: dict, i: int, rng: random.Random) -> dict:
     criteria = {c: min(5.0, max(1.0, score + rng.uniform(-0.5, 0.5))) for c in CRITERIA}
     row = {**row, "judge_score": score, "judge_criteria": criteria,
            "judge_by": {"tiny": {"score": score, "criteria": {c: {"score": v} for c, v in criteria.items()},
-                                 "reason": "Reason with <b>markup</b> for row %d" % i}}}
+                                 "reason": f"Reason with <b>markup</b> for row {i}"}}}
     row = add_score(row, "judge.tiny", score, model="llamacpp:smollm2-135m", criteria=criteria)
     return add_score(row, "judge", score, mode="pointwise", weights={"tiny": 1.0})
 

@@ -107,7 +107,9 @@ def create_app(source: Source, options: ReviewOptions = ReviewOptions()):
     import jinja2
     from fastapi import Body, FastAPI, HTTPException, Query, Request
     from fastapi.responses import HTMLResponse, JSONResponse, Response
-    from starlette.exceptions import HTTPException as AnyHTTPException  # the router's 404s too
+    from starlette.exceptions import (
+        HTTPException as AnyHTTPException,  # the router's 404s too
+    )
 
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("synthwright.review", "templates"),
@@ -212,7 +214,7 @@ def create_app(source: Source, options: ReviewOptions = ReviewOptions()):
         return {"label": record, "progress": task.progress()}
 
     @app.post("/api/undo")
-    def undo(step: str, payload: dict = Body(default_factory=dict)):
+    def undo(step: str):
         task = task_for(known_step(step))
         key = task.store.undo()
         return {"key": key, "label": task.store.records.get(key) if key else None, "progress": task.progress()}

@@ -14,12 +14,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from synthwright.core.lineage import META, Row, meta_of, row_key
+from synthwright.core.lineage import Row, meta_of, row_key
 from synthwright.errors import UserError
 
 KINDS = ("out", "dropped", "failed")
-# Lineage fields shown as links to other rows.
-LINKED_META = ("parents", "duplicate_of")
 
 
 @dataclass(frozen=True)
@@ -236,4 +234,4 @@ def open_source(target: Path, columns: Columns | None = None) -> Source:
     return FileSource(target, columns or Columns())
 
 
-__all__ = ["Columns", "Entry", "FileSource", "KINDS", "META", "RunSource", "Source", "open_source"]
+__all__ = ["KINDS", "Columns", "Entry", "FileSource", "RunSource", "Source", "open_source"]
