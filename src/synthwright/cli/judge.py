@@ -105,6 +105,33 @@ def _sibling(output: Path, suffix: str) -> Path:
     return output.with_name(output.with_suffix("").name + "." + suffix)
 
 
+def _judged_rows(judged: Path, step: str | None) -> tuple[list[dict], Path]:
+    """Judged rows, with the rows judging set aside (they were judged too), and where
+    `synthwright review` saves labels for them."""
+    if judged.is_dir():
+        from synthwright.pipeline.rundir import RunDirectory
+
+        run = RunDirectory(judged)
+        steps = sorted(p.name for p in (judged / "steps").glob("*") if (p / "state.json").is_file())
+        if run.read_manifest() is None or not steps:
+            raise UserError(f"'{judged}' is not a run folder with steps.", "Give a judged rows file, or the folder `synthwright run` printed.")
+        if step not in steps:
+            raise UserError(f"Give --step: the judged step of {judged}{f' (not {step!r})' if step else ''}.", f"Steps: {', '.join(steps)}.")
+        rows = list(run.rows(step)) + list(run.rows(step, "dropped"))
+        from synthwright.review.source import RunSource
+
+        return [{k: v for k, v in row.items() if k != "_drop_reason"} for row in rows], RunSource(judged).labels_path(step)
+    if step:
+        raise UserError("--step goes with a run folder, not a rows file.", f"Leave it out, or give the run folder instead of '{judged}'.")
+    rows = read_rows(judged)
+    # Rows `judge --drop-bottom/--threshold` set aside were judged too: calibrate on all of them.
+    dropped_path = _sibling(judged, "dropped.jsonl")
+    if dropped_path.is_file():
+        rows += [{k: v for k, v in row.items() if k != "_drop_reason"} for row in read_rows(dropped_path)]
+        out.print(f"(with the {dropped_path.name} rows that judging set aside)")
+    return rows, _sibling(judged, "human.jsonl")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("judge")
     def judge(
@@ -209,8 +236,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("calibrate")
     def calibrate(
-        judged: Path = typer.Option(..., "--judged", help="Rows written by `synthwright judge` (or a judge pipeline step)."),
-        human: Path = typer.Option(..., "--human", help='Human labels, JSONL: {"id": ..., "score": 1-5} or {"id": ..., "preference": "a"|"b"}.'),
+        judged: Path = typer.Option(..., "--judged", help="Rows written by `synthwright judge`, or a run folder (with --step)."),
+        human: Path = typer.Option(None, "--human", help='Human labels, JSONL: {"id": ..., "score": 1-5} or {"id": ..., "preference": "a"|"b"} (default: those `synthwright review` saved).'),
+        step: str = typer.Option(None, "--step", help="With a run folder: the judged step (its kept and dropped rows are read)."),
         good: float = typer.Option(3.0, "--good", help="Pointwise: a human score at least this is a row worth keeping."),
         target: float = typer.Option(0.9, "--target", "--precision", min=0.0, max=1.0, help="Precision (pointwise) or accuracy (pairwise) the kept rows must reach."),
         conservative: bool = typer.Option(False, "--conservative", help="Choose the threshold by the interval's lower bound, not the estimate."),
@@ -228,17 +256,17 @@ def register(app: typer.Typer) -> None:
         """Agreement of judge scores with human labels (with intervals), and the threshold that meets a target.
 
         Example: synthwright calibrate --judged queries.judged.jsonl --human human.jsonl --good 3 --precision 0.9
+        Example: synthwright calibrate --judged runs/demo --step judged   (labels from `synthwright review runs/demo`)
         """
         from synthwright.judges.calibration import calibrate as run_calibration
         from synthwright.judges.calibration import load_human_labels
         from synthwright.judges.report import detect_mode
 
-        rows = read_rows(judged)
-        # Rows `judge --drop-bottom/--threshold` set aside were judged too: calibrate on all of them.
-        dropped_path = _sibling(judged, "dropped.jsonl")
-        if dropped_path.is_file():
-            rows += [{k: v for k, v in row.items() if k != "_drop_reason"} for row in read_rows(dropped_path)]
-            out.print(f"(with the {dropped_path.name} rows that judging set aside)")
+        rows, labels_default = _judged_rows(judged, step)
+        human = human or labels_default
+        if not human.is_file():
+            raise UserError(f"Human labels file '{human}' does not exist.",
+                            f"Label a sample with `synthwright review {judged}`, or give --human LABELS.jsonl.")
         try:
             mode = detect_mode(rows, prefix)
         except ValueError:

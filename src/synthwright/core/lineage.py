@@ -28,6 +28,17 @@ def row_id(row: Row) -> str | None:
     return meta_of(row).get("id")
 
 
+def row_key(row: Row, index: int, id_column: str = "id") -> str:
+    """How a row is named where people meet it (human labels, the review page): `_meta.id`,
+    else the id column, else the row's position in its file (0-based)."""
+    meta_id = meta_of(row).get("id")
+    if meta_id is not None:
+        return str(meta_id)
+    if row.get(id_column) is not None:
+        return str(row[id_column])
+    return str(index)
+
+
 def with_meta(row: Row, **fields: Any) -> Row:
     """A copy of `row` whose `_meta` is updated with `fields` (None values are left out)."""
     meta = dict(meta_of(row))

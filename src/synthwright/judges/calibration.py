@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from synthwright.core.lineage import Row, meta_of
+from synthwright.core.lineage import Row, row_key
 from synthwright.errors import UserError
 from synthwright.judges.family import check_circularity
 from synthwright.judges.apply import generators_of
@@ -41,17 +41,6 @@ LABEL_KEYS = ("score", "preference", "label", "human")
 
 
 # -- human labels ------------------------------------------------------------------------------
-def row_key(row: Row, index: int, id_column: str = "id") -> str:
-    """How judged rows and human labels are matched: `_meta.id`, else the id column, else the
-    row's position in the file (0-based)."""
-    meta_id = meta_of(row).get("id")
-    if meta_id is not None:
-        return str(meta_id)
-    if row.get(id_column) is not None:
-        return str(row[id_column])
-    return str(index)
-
-
 def _preference(value: Any) -> bool | None:
     """True if A is better, False if B, None for a tie. Accepts "a"/"b", true/false, 1/0."""
     if isinstance(value, bool):
