@@ -64,11 +64,11 @@ def member_accuracy(comparisons: Iterable[Mapping], member: str, truth: Mapping[
 
 
 def reliability_weight(accuracy: float | None, n: int, *, prior_pairs: float = 4.0) -> float:
-    """Log-odds weight, with the accuracy shrunk towards 0.75 by `prior_pairs` pseudo-pairs so
+    """Log-odds weight, with the accuracy shrunk towards 0.65 by `prior_pairs` pseudo-pairs so
     that a member measured on three pairs neither dominates nor vanishes."""
     if accuracy is None:
-        accuracy, n = 0.75, 0
-    shrunk = (accuracy * n + 0.75 * prior_pairs) / (n + prior_pairs)
+        accuracy, n = 0.65, 0
+    shrunk = (accuracy * n + 0.65 * prior_pairs) / (n + prior_pairs)
     return max(0.0, logit(min(shrunk, 0.99)))
 
 

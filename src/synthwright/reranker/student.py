@@ -76,15 +76,18 @@ def pointwise_examples(groups: Sequence[QueryLabels], texts: Mapping[str, str]) 
 
 
 def margin_examples(groups: Sequence[QueryLabels], texts: Mapping[str, str], *, min_margin: float = 0.05) -> list[dict[str, Any]]:
-    """(query, d1, d2, margin) rows for MarginMSE: every pair within a query whose labels
-    differ by at least `min_margin`, better document first."""
+    """(query, better, worse, margin) rows for MarginMSE: per query, the best-labelled document
+    against each other one whose label is at least `min_margin` lower (a star, n-1 rows, not
+    all n(n-1)/2 pairs: each row encodes three texts, and CPU time is the budget)."""
     rows = []
     for group in groups:
         ranked = sorted(((label, doc) for doc, label in group.labels.items() if doc in texts), reverse=True)
-        for i, (high, better) in enumerate(ranked):
-            for low, worse in ranked[i + 1:]:
-                if high - low >= min_margin:
-                    rows.append({"query": group.query, "positive": texts[better], "negative": texts[worse], "label": float(high - low)})
+        if not ranked:
+            continue
+        high, best = ranked[0]
+        for low, worse in ranked[1:]:
+            if high - low >= min_margin:
+                rows.append({"query": group.query, "positive": texts[best], "negative": texts[worse], "label": float(high - low)})
     return rows
 
 
@@ -104,9 +107,9 @@ def _arguments(module, settings: TrainSettings, out_dir: Path, n_rows: int, has_
     return module(
         output_dir=str(out_dir / "checkpoints"), num_train_epochs=settings.epochs,
         per_device_train_batch_size=settings.batch_size, per_device_eval_batch_size=settings.batch_size * 2,
-        learning_rate=settings.learning_rate, warmup_ratio=settings.warmup_ratio, seed=settings.seed,
+        learning_rate=settings.learning_rate, warmup_steps=settings.warmup_ratio, seed=settings.seed,
         logging_steps=every, eval_strategy="steps" if has_validation else "no", eval_steps=every if has_validation else None,
-        save_strategy="no", report_to="none", use_cpu=True, dataloader_num_workers=0, disable_tqdm=True,
+        save_strategy="no", report_to="none", use_cpu=True, dataloader_num_workers=0,
     )
 
 
