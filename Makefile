@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR := runs/demo
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo demo-questions test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -22,12 +22,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/synthwright models prepare
 	touch $@
 
+# The main job: the synthetic reranker on the Python language reference that ships with
+# every Python (pydoc_data.topics), evaluated on hand-written questions about it.
 demo: $(STAMP)
 	$(BIN)/synthwright models
-	$(BIN)/synthwright run examples/demo.yaml --run-dir $(DEMO_DIR)
-	$(BIN)/synthwright export $(DEMO_DIR) --step clean --format hf
-	@echo "demo output: $(DEMO_DIR)/questions.jsonl (and a datasets folder in $(DEMO_DIR)/exports/clean)"
-	@head -n 3 $(DEMO_DIR)/questions.jsonl
+	$(BIN)/synthwright reranker --corpus pydoc:topics --documents 50 --budget 40 \
+	    --student bi --max-length 128 --eval-queries examples/pydoc_queries.jsonl \
+	    --eval-qrels examples/pydoc_qrels.tsv --run-dir $(DEMO_DIR)
+
+# The smaller first demo: beginner questions, cleaned, exported as a datasets folder.
+demo-questions: $(STAMP)
+	$(BIN)/synthwright run examples/demo.yaml --run-dir runs/demo-questions
+	$(BIN)/synthwright export runs/demo-questions --step clean --format hf
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
