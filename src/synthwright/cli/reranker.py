@@ -104,6 +104,10 @@ def register(app: typer.Typer) -> None:
         if bad:
             raise UserError(f"Unknown query style '{bad[0]}'.", "Use claim, question or keyword.")
         corpus_spec = corpus if corpus.startswith("pydoc:") else _path(Path(corpus))
+        # A bad corpus fails here, before the progress display starts (read once per process anyway).
+        from synthwright.reranker.corpus import open_corpus
+
+        open_corpus(corpus_spec)
         steps = reranker_steps(
             corpus_spec, teacher=teacher, styles=styles, documents=documents, budget=budget, candidates=candidates,
             pairs_per_query=pairs_per_query, student=student.value, epochs=epochs, max_length=max_length,
