@@ -431,6 +431,37 @@ def test_reranker_steps_validate_and_follow_the_flags():
     assert all(None not in step.get("with", {}).values() for step in without_eval)
 
 
+
+@pytest.mark.parametrize("documents, corpus_size, queries", [(None, 12, 12), (None, None, 100), (10, 5000, 10), (50, 12, 12)])
+def test_llm_budget_is_spread_over_the_queries_there_will_be(documents, corpus_size, queries):
+    from synthwright.cli.reranker import reranker_steps
+
+    steps = reranker_steps("c.jsonl", teacher="t", styles=["question"], documents=documents, budget=6, candidates=4,
+                           pairs_per_query=6, student="cross", epochs=1.0, max_length=64, eval_queries=None,
+                           eval_qrels=None, corpus_size=corpus_size)
+    judged = next(step for step in steps if step["name"] == "judged")
+    assert judged["with"]["llm_pairs_per_query"] == pytest.approx(6 / queries, abs=1e-4)
+
+
+def test_a_retrained_student_reruns_the_evaluation_and_the_report(tmp_path):
+    """The stages after the student read the step before them, so their fingerprints follow
+    the student's options (a folder mtime would be planned before the student exists)."""
+    from synthwright.cli.reranker import reranker_steps
+    from synthwright.core.step import StepContext
+    from synthwright.pipeline.config import validate_pipeline
+    from synthwright.pipeline.plan import plan_pipeline
+
+    def fingerprints(epochs: float) -> dict[str, str]:
+        steps = reranker_steps("pydoc:topics", teacher="llamacpp:smollm2-135m", styles=["question"], documents=4, budget=4,
+                               candidates=4, pairs_per_query=6, student="cross", epochs=epochs, max_length=64,
+                               eval_queries="/q.jsonl", eval_qrels="/r.tsv", real_queries="/rq.jsonl", real_qrels="/rr.tsv")
+        config = validate_pipeline({"name": "reranker", "steps": steps}, source="test")
+        return {p.step.name: p.fingerprint for p in plan_pipeline(config, StepContext(workdir=tmp_path))}
+
+    before, after = fingerprints(1.0), fingerprints(2.0)
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {"student", "student_real", "evaluation", "report"}
+
 # -- CLI: bad input, one clear error ------------------------------------------------------------
 def test_cli_eval_queries_without_qrels(tmp_path):
     queries = tmp_path / "queries.jsonl"
