@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from synthwright.pipeline.rundir import RunDirectory
+from synthwright.reranker.student import StudentReranker
 from tests.conftest import run_cli
 from tests.test_pipeline_integration import calls
 
@@ -93,6 +94,9 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
     training = json.loads((run_dir / "student" / "training.json").read_text())
     assert training["kind"] == student and training["examples"] > 0
     assert training["curves"]["train"] and all(loss >= 0 for _, loss in training["curves"]["train"])
+    reloaded = StudentReranker(run_dir / "student" / "model")  # the kind is read back from the saved folder
+    assert reloaded.kind == student
+    assert len(reloaded.score("why does bread dough rise", [DOCUMENTS["bread"][1], DOCUMENTS["owls"][1]])) == 2
 
     # Evaluation on the real queries: every system, every metric in [0, 1].
     evaluation = json.loads((run_dir / "evaluation.json").read_text())

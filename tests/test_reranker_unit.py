@@ -18,8 +18,18 @@ from synthwright.ranking import is_connected, select_pairs
 from synthwright.reranker.corpus import PYDOC_TOPICS, open_corpus
 from synthwright.reranker.evaluation import fuse, rerank
 from synthwright.reranker.judging import choose_for_llm, graph_for
-from synthwright.reranker.labels import combine, estimate_reliability, recover_labels, reliability_weight
-from synthwright.reranker.queries import clean_query, copies_document, judge_query, truncate_document
+from synthwright.reranker.labels import (
+    combine,
+    estimate_reliability,
+    recover_labels,
+    reliability_weight,
+)
+from synthwright.reranker.queries import (
+    clean_query,
+    copies_document,
+    judge_query,
+    truncate_document,
+)
 from synthwright.reranker.steps import PairJudgeOptions
 from tests.conftest import run_cli
 from tests.test_cli_errors import assert_one_clear_error
@@ -416,8 +426,8 @@ def test_reranker_steps_validate_and_follow_the_flags():
     from synthwright.cli.reranker import reranker_steps
     from synthwright.pipeline.config import validate_pipeline
 
-    common = dict(teacher="llamacpp:smollm2-135m", styles=["question", "claim"], documents=10, budget=40, candidates=5,
-                  pairs_per_query=8, student="bi", epochs=1.0, max_length=64)
+    common = {"teacher": "llamacpp:smollm2-135m", "styles": ["question", "claim"], "documents": 10, "budget": 40,
+              "candidates": 5, "pairs_per_query": 8, "student": "bi", "epochs": 1.0, "max_length": 64}
     steps = reranker_steps("pydoc:topics", eval_queries="/q.jsonl", eval_qrels="/r.tsv", **common)
     by_name = {step["name"]: step for step in steps}
     assert list(by_name) == ["documents", "queries", "unique", "candidates", "judged", "labels", "dataset", "student",
