@@ -32,10 +32,12 @@ def reranker_steps(
     corpus: str, *, teacher: str, styles: list[str], documents: int | None, budget: int, candidates: int,
     pairs_per_query: int, student: str, epochs: float, max_length: int, eval_queries: str | None, eval_qrels: str | None,
     real_queries: str | None = None, real_qrels: str | None = None, real_limit: int | None = None, depth: int = 30,
-    judges: list[str] | None = None,
+    judges: list[str] | None = None, corpus_size: int | None = None,
 ) -> list[dict]:
-    """The pipeline's steps, as YAML would spell them."""
-    n_queries = max(1, (documents or 100) * len(styles))
+    """The pipeline's steps, as YAML would spell them. `corpus_size` (documents in the corpus)
+    spreads the LLM budget over the queries there will be when `documents` samples none or more."""
+    sampled = min(documents, corpus_size) if documents and corpus_size else documents or corpus_size or 100
+    n_queries = max(1, sampled * len(styles))
     judges = judges or ["bm25", "embedding", teacher]
     training = {"corpus": corpus, "kind": student, "epochs": epochs, "max_length": max_length}
     steps = [
@@ -50,16 +52,18 @@ def reranker_steps(
         {"name": "dataset", "uses": "export", "with": {"path": "dataset.jsonl"}},
         {"name": "student", "uses": "train_student", "input": "labels", "with": {**training, "output": "student"}},
     ]
+    # The stages after the student read the step before them (rows pass through), so their
+    # fingerprints include the student's: a retrained student re-runs the evaluation and report.
     students = {"student": "student/model"}
     if real_queries and real_qrels:
-        steps.append({"name": "student_real", "uses": "train_student", "input": "labels", "with": {
+        steps.append({"name": "student_real", "uses": "train_student", "input": "student", "with": {
             **training, "output": "student_real", "label_source": "real", "real_queries": real_queries,
             "real_qrels": real_qrels, "real_limit": real_limit}})
         students["real-label student"] = "student_real/model"
     if eval_queries and eval_qrels:
-        steps.append({"name": "evaluation", "uses": "evaluate_reranker", "input": "labels", "with": {
+        steps.append({"name": "evaluation", "uses": "evaluate_reranker", "input": steps[-1]["name"], "with": {
             "corpus": corpus, "queries": eval_queries, "qrels": eval_qrels, "students": students, "depth": depth}})
-    steps.append({"name": "report", "uses": "reranker_report", "input": "labels"})
+    steps.append({"name": "report", "uses": "reranker_report", "input": steps[-1]["name"]})
     for step in steps:  # drop unset options, so the YAML shows only what was chosen
         if "with" in step:
             step["with"] = {k: v for k, v in step["with"].items() if v is not None}
@@ -104,11 +108,15 @@ def register(app: typer.Typer) -> None:
         if bad:
             raise UserError(f"Unknown query style '{bad[0]}'.", "Use claim, question or keyword.")
         corpus_spec = corpus if corpus.startswith("pydoc:") else _path(Path(corpus))
+        # A bad corpus fails here, before the progress display starts (read once per process anyway).
+        from synthwright.reranker.corpus import open_corpus
+
+        corpus_size = len(open_corpus(corpus_spec))
         steps = reranker_steps(
             corpus_spec, teacher=teacher, styles=styles, documents=documents, budget=budget, candidates=candidates,
             pairs_per_query=pairs_per_query, student=student.value, epochs=epochs, max_length=max_length,
             eval_queries=_path(eval_queries), eval_qrels=_path(eval_qrels), real_queries=_path(real_queries),
-            real_qrels=_path(real_qrels), real_limit=real_limit, depth=depth,
+            real_qrels=_path(real_qrels), real_limit=real_limit, depth=depth, corpus_size=corpus_size,
         )
         data = {"name": "reranker", "seed": seed, "steps": steps}
         config = validate_pipeline(data, source="synthwright reranker")

@@ -46,9 +46,14 @@ def graph_for(row: Row, options, seed: int) -> list[dict[str, Any]]:
     nodes = [source, *candidates]
     bm25 = dict(zip(nodes, _standardise(row["bm25"])))
     dense = dict(zip(nodes, row["dense"]))
-    bottom = set(candidates[len(candidates) - max(1, len(candidates) // 3):])
+    pairs = select_pairs(candidates, source, budget=options.pairs_per_query, n_random=options.n_random, seed=seed)
+    # The bottom of the candidates the graph kept: a tight budget drops the retrieved list's tail,
+    # and anchors among dropped candidates would never be judged (no reliability measured).
+    named = {doc for pair in pairs for doc in pair}
+    kept = [doc for doc in candidates if doc in named]
+    bottom = set(kept[len(kept) - max(1, len(kept) // 3):])
     comparisons = []
-    for a, b in select_pairs(candidates, source, budget=options.pairs_per_query, n_random=options.n_random, seed=seed):
+    for a, b in pairs:
         by: dict[str, float] = {}
         if "bm25" in options.judges:
             by["bm25"] = _sigmoid(bm25[a] - bm25[b])

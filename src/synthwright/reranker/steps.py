@@ -328,7 +328,7 @@ class EvaluateOptions(StepOptions):
     corpus: str
     queries: str = Field(description="Real evaluation queries: BEIR queries.jsonl (only those the qrels judge are used)")
     qrels: str = Field(description="BEIR qrels TSV of the evaluation queries")
-    students: dict[str, str] = Field({"student": "student/model"}, description="Name -> student model folder (relative: inside the run folder)")
+    students: dict[str, str] = Field({"student": "student/model"}, description="Name -> student model folder (relative: inside the run folder); give the step that trains them as `input`, so a retrained student re-runs the evaluation")
     depth: int = Field(30, ge=1, description="How many first-stage documents the student reranks")
     resamples: int = Field(2000, ge=100)
     output: str = "evaluation.json"
@@ -343,8 +343,9 @@ class EvaluateRerankerStage(Stage):
         return CorpusStep._spec(self)
 
     def fingerprint_extra(self) -> dict[str, Any]:
-        students = {name: _folder_stamp(self.context.output_path(path)) for name, path in self.options.students.items()}
-        return {**corpus_fingerprint(self._spec()), "students": students}
+        # Not the student folders' mtimes: fingerprints are planned before the student trains,
+        # so a stamp would always be one run behind. The training step as `input` tracks it.
+        return corpus_fingerprint(self._spec())
 
     def run(self, rows: Iterable[Row]) -> BatchResult:
         from synthwright.reranker.evaluation import evaluate_students, judged_queries
@@ -361,14 +362,6 @@ class EvaluateRerankerStage(Stage):
         for row in rows:
             result.keep(row)
         return result
-
-
-def _folder_stamp(path) -> float | None:
-    """When a student folder last changed: a retrained student re-runs the evaluation."""
-    from pathlib import Path
-
-    files = list(Path(path).glob("*")) if Path(path).is_dir() else []
-    return max((f.stat().st_mtime for f in files), default=None)
 
 
 # -- report ---------------------------------------------------------------------------------------

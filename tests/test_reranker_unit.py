@@ -1,0 +1,492 @@
+"""The synthetic reranker's parts without models: query rules, comparison graphs and the LLM
+budget, reliability weights and label recovery, reranking and fusion, corpora, and the CLI's
+bad-input errors. The whole pipeline with real models is in test_reranker_e2e.py."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from synthwright.errors import UserError
+from synthwright.ranking import is_connected, select_pairs
+from synthwright.reranker.corpus import PYDOC_TOPICS, open_corpus
+from synthwright.reranker.evaluation import fuse, rerank
+from synthwright.reranker.judging import choose_for_llm, graph_for
+from synthwright.reranker.labels import (
+    combine,
+    estimate_reliability,
+    recover_labels,
+    reliability_weight,
+)
+from synthwright.reranker.queries import (
+    clean_query,
+    copies_document,
+    judge_query,
+    truncate_document,
+)
+from synthwright.reranker.steps import PairJudgeOptions
+from tests.conftest import run_cli
+from tests.test_cli_errors import assert_one_clear_error
+
+BEES = ("Honey bees live in colonies ruled by a single queen. Worker bees collect nectar from flowers "
+        "and turn it into honey inside the hive. Drones exist only to mate with the queen.")
+
+
+# -- queries: cleaning --------------------------------------------------------------------------
+@pytest.mark.parametrize("raw, clean", [
+    ("**Claim:** Bees make honey from nectar.", "Bees make honey from nectar."),
+    ("**Claim**: Bees make honey from nectar.", "Bees make honey from nectar."),
+    ("Query: how do bees make honey", "how do bees make honey"),
+    ("Search query - how do bees make honey", "how do bees make honey"),
+    ("**Question:**\nHow do bees make honey?", "How do bees make honey?"),
+    ("Claim:\n\n  Bees make honey.", "Bees make honey."),
+    ("1. How do bees make honey?", "How do bees make honey?"),
+    ("- How do bees make honey?", "How do bees make honey?"),
+    ('"How do bees make honey?"', "How do bees make honey?"),
+    ("“How do bees make honey?”", "How do bees make honey?"),
+    ('Question: "How do bees make honey?"\nThe passage explains that ...', "How do bees make honey?"),
+    ("  How   do bees\tmake honey?  ", "How do bees make honey?"),
+    ("", ""),
+    ("\n \n", ""),
+])
+def test_clean_query(raw, clean):
+    assert clean_query(raw) == clean
+
+
+def test_clean_query_keeps_words_that_only_look_like_labels():
+    # "Answer" inside a sentence, or a colon later in the line, is not a label.
+    assert clean_query("How do bees answer a threat: sting or flee?") == "How do bees answer a threat: sting or flee?"
+    assert clean_query("Queries about honey production") == "Queries about honey production"
+
+
+# -- queries: rejection reasons -----------------------------------------------------------------
+@pytest.mark.parametrize("text, style, reason", [
+    ("Bees?", "question", "too_short"),
+    ("honey bees", "question", "too_short"),
+    ("honey bees", "keyword", None),
+    ("bee", "keyword", None),
+    ("honey bee colony queen worker drone nectar hive flowers", "keyword", "too_long"),
+    ("Why " + "very " * 40 + "busy bees?", "question", "too_long"),
+    ("Why " + "very " * 40 + "busy bees.", "claim", "too_long"),
+    ("What does the passage say about honey bees?", "question", "mentions_document"),
+    ("According to this text, who rules a bee colony?", "question", "mentions_document"),
+    ("Honey bees live in colonies ruled by a single queen.", "claim", "copies_document"),
+    ("**Claim:** Worker bees collect nectar from flowers and turn it into honey", "claim", "copies_document"),
+    ("A bee colony is governed by one queen.", "claim", None),
+    ("Who makes the honey in a beehive?", "question", None),
+])
+def test_judge_query_reasons(text, style, reason):
+    verdict = judge_query(text, BEES, style)
+    assert verdict.reason == reason, verdict
+    assert verdict.query == clean_query(text)
+
+
+def test_copies_document_needs_a_sentence_not_scattered_words():
+    # Every word of the query is in the document, but across sentences and out of order.
+    assert not copies_document("queen honey colonies nectar flowers drones", BEES)
+    assert copies_document("worker bees collect nectar from flowers and turn it into honey", BEES)
+    assert not copies_document("bees make honey", BEES)  # short queries may reuse document words
+
+
+def test_low_logprob_only_with_a_threshold():
+    query = "Who makes the honey in a beehive?"
+    assert judge_query(query, BEES, "question", logprob=-3.0, min_logprob=-1.0).reason == "low_logprob"
+    assert judge_query(query, BEES, "question", logprob=-0.5, min_logprob=-1.0).reason is None
+    assert judge_query(query, BEES, "question", logprob=-3.0).reason is None  # no threshold set
+    assert judge_query(query, BEES, "question", min_logprob=-1.0).reason is None  # no logprob reported
+
+
+def test_truncate_document_cuts_at_a_sentence():
+    text = " ".join(f"Sentence number {i} says something about bees." for i in range(40))
+    cut = truncate_document(text, 300)
+    assert len(cut) <= 300 and cut.endswith("bees.")
+    assert text.startswith(cut)
+    assert truncate_document(BEES, 10_000) == BEES
+
+
+def test_truncate_document_falls_back_to_a_word_boundary():
+    text = "word " * 200  # no sentence end at all
+    cut = truncate_document(text.strip(), 100)
+    assert cut.endswith(" ...") and len(cut) <= 104
+    assert cut[:-4].split() == ["word"] * len(cut[:-4].split())
+
+
+# -- judging: the comparison graph --------------------------------------------------------------
+def judging_row(n_candidates: int = 9, *, missing_dense: str | None = None) -> dict:
+    """A query whose candidates come in retrieval order with decreasing component scores."""
+    candidates = [f"c{i}" for i in range(1, n_candidates + 1)]
+    nodes = ["src", *candidates]
+    bm25 = [20.0, *(15.0 - i for i in range(n_candidates))]
+    dense = [0.8, *(0.7 - 0.03 * i for i in range(n_candidates))]
+    if missing_dense:
+        dense[nodes.index(missing_dense)] = 0.0  # outside the dense top list
+    return {"query_id": "q1", "query": "how do bees make honey", "doc_id": "src", "candidates": candidates,
+            "bm25": bm25, "dense": dense}
+
+
+def options(pairs_per_query: int = 16, judges=("bm25", "embedding"), n_random: int = 2) -> PairJudgeOptions:
+    return PairJudgeOptions(corpus="unused", judges=list(judges), pairs_per_query=pairs_per_query, n_random=n_random)
+
+
+@pytest.mark.parametrize("pairs_per_query", [3, 6, 9, 16, 40])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_graph_is_connected_with_source_and_kept_candidates(pairs_per_query, seed):
+    row = judging_row()
+    graph = graph_for(row, options(pairs_per_query), seed)
+    pairs = [(c["a"], c["b"]) for c in graph]
+    named = {x for pair in pairs for x in pair}
+    kept = [c for c in row["candidates"] if c in named]
+    assert 0 < len(graph) <= pairs_per_query
+    assert "src" in named and named <= {"src", *row["candidates"]}
+    assert kept == row["candidates"][: len(kept)]  # the tail goes first when the budget is tight
+    assert is_connected(pairs, ["src", *kept])
+    assert pairs == select_pairs(row["candidates"], "src", budget=pairs_per_query, n_random=2, seed=seed)
+
+
+@pytest.mark.parametrize("pairs_per_query", [3, 6, 16])
+def test_anchors_are_source_against_the_bottom_third(pairs_per_query):
+    row = judging_row()
+    graph = graph_for(row, options(pairs_per_query), seed=0)
+    kept = [c for c in row["candidates"] if any(c in (x["a"], x["b"]) for x in graph)]
+    bottom = set(kept[-max(1, len(kept) // 3):])
+    anchors = [c for c in graph if c["anchor"]]
+    # Anchors exist even when the budget drops the retrieved list's tail: they measure the LLM.
+    assert anchors
+    for c in anchors:
+        assert c["a"] == "src" and c["b"] in bottom
+    for c in graph:
+        if c["a"] == "src" and c["b"] in bottom:
+            assert c["anchor"]
+        if c["a"] != "src":
+            assert not c["anchor"]
+
+
+def test_cheap_members_favour_the_higher_scoring_document():
+    row = judging_row(missing_dense="c2")
+    scores = dict(zip(["src", *row["candidates"]], zip(row["bm25"], row["dense"])))
+    graph = graph_for(row, options(40, n_random=10), seed=3)
+    assert any(c["a"] > c["b"] and c["a"] != "src" for c in graph)  # random pairs in both orders too
+    for c in graph:
+        (bm25_a, dense_a), (bm25_b, dense_b) = scores[c["a"]], scores[c["b"]]
+        assert (c["by"]["bm25"] > 0.5) == (bm25_a > bm25_b), c
+        assert 0.0 < c["by"]["bm25"] < 1.0
+        if "c2" in (c["a"], c["b"]):
+            assert "embedding" not in c["by"]  # no cosine for a document outside the dense list
+        else:
+            assert (c["by"]["embedding"] > 0.5) == (dense_a > dense_b), c
+
+
+def test_graph_only_asks_the_chosen_cheap_members():
+    graph = graph_for(judging_row(), options(judges=("bm25", "llamacpp:some-model")), seed=0)
+    assert all(set(c["by"]) == {"bm25"} for c in graph)
+
+
+def test_bm25_verdict_does_not_depend_on_the_score_scale():
+    row = judging_row()
+    scaled = {**row, "bm25": [10 * s for s in row["bm25"]]}
+    first, second = graph_for(row, options(), 0), graph_for(scaled, options(), 0)
+    assert [c["by"]["bm25"] for c in first] == pytest.approx([c["by"]["bm25"] for c in second])
+
+
+# -- judging: where the LLM budget goes ---------------------------------------------------------
+def budget_graphs() -> list[tuple[dict, list[dict]]]:
+    graphs = []
+    for q in range(4):
+        row = {"query_id": f"q{q}"}
+        comparisons = [
+            {"a": "src", "b": "c8", "by": {"bm25": 0.9, "embedding": 0.9}, "anchor": True},
+            {"a": "src", "b": "c9", "by": {"bm25": 0.8, "embedding": 0.95}, "anchor": True},
+            {"a": "c1", "b": "c2", "by": {"bm25": 0.95, "embedding": 0.05}, "anchor": False, "tag": "disagree"},
+            {"a": "c2", "b": "c3", "by": {"bm25": 0.5, "embedding": 0.5}, "anchor": False, "tag": "unsure"},
+            {"a": "c3", "b": "c4", "by": {"bm25": 0.97, "embedding": 0.99}, "anchor": False, "tag": "agree"},
+            {"a": "c4", "b": "c5", "by": {"bm25": 0.9, "embedding": 0.85}, "anchor": False, "tag": "agree"},
+        ]
+        graphs.append((row, comparisons))
+    return graphs
+
+
+@pytest.mark.parametrize("budget, share, anchors", [(10, 0.2, 2), (10, 0.5, 5), (5, 0.0, 0), (20, 1.0, 8), (3, 0.34, 1)])
+def test_llm_budget_and_anchor_share(budget, share, anchors):
+    chosen = choose_for_llm(budget_graphs(), budget, share, random.Random(0))
+    assert len(chosen) == min(budget, 24)
+    assert sum(c["anchor"] for _, c in chosen) == anchors
+    assert len({id(c) for _, c in chosen}) == len(chosen)  # no comparison twice
+
+
+def test_llm_goes_where_cheap_members_disagree():
+    chosen = choose_for_llm(budget_graphs(), 10, 0.2, random.Random(0))
+    tags = [c.get("tag") for _, c in chosen if not c["anchor"]]
+    # 8 non-anchor slots: the 4 disagreements first, then the 4 coin flips; no agreed pair.
+    assert tags == ["disagree"] * 4 + ["unsure"] * 4
+    assert choose_for_llm(budget_graphs(), 0, 0.2, random.Random(0)) == []
+
+
+def test_llm_takes_pairs_nobody_cheap_could_judge_first():
+    graphs = budget_graphs()
+    graphs[0][1].append({"a": "c6", "b": "c7", "by": {}, "anchor": False, "tag": "unjudged"})
+    chosen = choose_for_llm(graphs, 2, 0.0, random.Random(0))
+    assert [c.get("tag") for _, c in chosen] == ["unjudged", "disagree"]
+
+
+# -- labels: reliability and combination --------------------------------------------------------
+def test_reliability_weight():
+    assert reliability_weight(0.5, 200) == pytest.approx(0.0, abs=0.03)  # a coin weighs nothing
+    assert reliability_weight(0.2, 200) == 0.0  # worse than chance is not trusted backwards
+    assert reliability_weight(0.97, 200) > 3.0
+    assert reliability_weight(0.97, 200) > reliability_weight(0.85, 200) > reliability_weight(0.6, 200)
+    # Few anchor pairs: shrunk towards the prior, neither vanishing nor dominating.
+    assert 0.0 < reliability_weight(0.0, 1) < reliability_weight(1.0, 1) < 1.5
+    assert reliability_weight(None, 0) == pytest.approx(math.log(0.65 / 0.35))
+
+
+def anchored_rows(n: int = 40) -> list[dict]:
+    """Rows whose anchor comparisons were judged by a reliable member, a coin, and an LLM that
+    judged only some (None elsewhere, as rows read back from Parquet have)."""
+    rows = []
+    for i in range(n):
+        coin = 0.9 if i % 2 else 0.1
+        comparisons = [
+            {"a": "src", "b": "c9", "anchor": True, "by": {"good": 0.95, "coin": coin, "llm": 0.8 if i < 10 else None},
+             "first": {"llm": 0.6 if i < 10 else None}},
+            {"a": "c1", "b": "c2", "anchor": False, "by": {"good": 0.1, "coin": 0.9, "llm": None}},
+        ]
+        rows.append({"query_id": f"q{i}", "doc_id": "src", "comparisons": comparisons})
+    return rows
+
+
+def test_estimate_reliability_from_anchor_pairs():
+    reliability = estimate_reliability(anchored_rows(), ["good", "coin", "llm", "absent"])
+    good, coin, llm, absent = (reliability[m] for m in ("good", "coin", "llm", "absent"))
+    assert good.anchor_pairs == coin.anchor_pairs == 40
+    assert good.accuracy == pytest.approx(0.95) and coin.accuracy == pytest.approx(0.5)
+    assert coin.weight < 0.1
+    assert good.weight > 2.0
+    assert llm.anchor_pairs == 10 and llm.accuracy == pytest.approx(0.8)  # None votes are not counted
+    assert llm.first_wins == pytest.approx(0.6)
+    assert absent.anchor_pairs == 0 and absent.accuracy is None and absent.weight > 0
+    assert json.dumps(good.to_dict())
+
+
+def test_reliability_with_truth_from_real_labels():
+    rows = anchored_rows(10)
+    # Real labels say c2 beats c1: "good" is wrong there, "coin" is right.
+    truth = {(row["query_id"], "c1", "c2"): 0.0 for row in rows}
+    reliability = estimate_reliability(rows, ["good", "coin"], truth)
+    assert reliability["good"].accuracy == pytest.approx(0.9)
+    assert reliability["coin"].accuracy == pytest.approx(0.1)
+    assert reliability["coin"].weight == 0.0
+
+
+def test_combine():
+    assert combine({"a": 0.9, "b": None}, {"a": 1.0, "b": 1.0}) == pytest.approx(0.9)
+    assert combine({"a": 0.9, "b": 0.1}, {"a": 1.0, "b": 1.0}) == pytest.approx(0.5)
+    assert combine({"a": 0.8, "b": 0.2}, {"a": 3.0, "b": 1.0}) == pytest.approx(1 / (1 + math.exp(-0.5 * math.log(4))))
+    assert combine({"a": 0.9, "coin": 0.01}, {"a": 1.0, "coin": 0.0}) == pytest.approx(0.9)
+    assert combine({"b": None}, {"a": 1.0, "b": 1.0}) is None
+    assert combine({"a": 0.9}, {"a": 0.0}) is None
+    assert combine({"a": 0.9}, {}) is None
+    assert combine({}, {"a": 1.0}) is None
+    assert 0.99 < combine({"a": 1.0}, {"a": 1.0}) < 1.0  # certain votes stay finite
+
+
+# -- labels: recovery on simulated judgments ----------------------------------------------------
+QUALITY = {"src": 2.0, "twin": 1.6, "c1": -0.2, "c2": -0.5, "c3": -0.8, "c4": -1.0, "c5": -1.3, "c6": -1.5}
+
+
+def simulated_rows(n_queries: int = 6, seed: int = 0) -> list[dict]:
+    """Each query: its source, a candidate as good as the source (a false negative) and six
+    clearly worse ones; two members judge every pair with noise, one of them only some."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for q in range(n_queries):
+        candidates = ["c1", "twin", *(f"c{i}" for i in range(2, 7))]
+        comparisons = []
+        for a, b in select_pairs(candidates, "src", budget=16, n_random=3, seed=q):
+            true = norm.cdf(QUALITY[a] - QUALITY[b])
+            by = {"llm": float(np.clip(true + rng.normal(0, 0.05), 0.01, 0.99)),
+                  "bm25": float(np.clip(true + rng.normal(0, 0.2), 0.01, 0.99)) if rng.random() < 0.7 else None}
+            comparisons.append({"a": a, "b": b, "by": by, "anchor": False})
+        rows.append({"query_id": f"q{q}", "doc_id": "src", "candidates": candidates, "comparisons": comparisons})
+    return rows
+
+
+@pytest.mark.parametrize("model", ["thurstone", "bradley_terry"])
+def test_recover_labels_on_simulated_judgments(model):
+    rows = simulated_rows()
+    recovered = recover_labels(rows, {"llm": 2.0, "bm25": 0.5}, model=model)
+    assert sorted(q.query_id for q in recovered) == [row["query_id"] for row in rows]
+    for query in recovered:
+        labels = query.labels
+        assert set(labels) == set(QUALITY) == set(query.scores) == set(query.std)
+        assert all(0.0 <= v <= 1.0 for v in labels.values())
+        assert labels["src"] == max(labels.values())
+        assert labels["twin"] > 0.5  # as good as the source: not trained as a negative
+        assert all(labels[c] < 0.35 for c in ("c2", "c3", "c4", "c5", "c6")), labels
+        assert labels["c1"] > labels["c6"]
+        assert all(sd > 0 for sd in query.std.values())
+
+
+def test_recover_labels_skips_queries_without_usable_votes():
+    rows = simulated_rows(2)
+    rows.append({"query_id": "empty", "doc_id": "src", "comparisons": []})
+    rows.append({"query_id": "unweighted", "doc_id": "src",
+                 "comparisons": [{"a": "src", "b": "c1", "by": {"coin": 0.9, "llm": None}, "anchor": True}]})
+    recovered = recover_labels(rows, {"llm": 1.0, "coin": 0.0})
+    assert sorted(q.query_id for q in recovered) == ["q0", "q1"]
+    assert recover_labels(rows[2:], {"llm": 1.0}) == []
+
+
+# -- evaluation: reranking and fusion -----------------------------------------------------------
+class WordOverlapScorer:
+    """A real (if crude) reranker: the number of query words in the document."""
+
+    def score(self, query: str, documents):
+        words = set(query.lower().split())
+        return [float(len(words & set(doc.lower().split()))) for doc in documents]
+
+
+FIRST_STAGE = {"q": [("d1", 5.0), ("d2", 4.0), ("d3", 3.0), ("d4", 2.0), ("d5", 1.0)]}
+TEXTS = {"d1": "bees live in hives", "d2": "rivers run to the sea", "d3": "honey bees make honey from nectar",
+         "d4": "honey bees make honey from nectar in hives", "d5": "honey"}
+
+
+def test_rerank_orders_the_head_and_keeps_the_tail():
+    reranked = rerank(WordOverlapScorer(), {"q": "honey bees nectar hives"}, FIRST_STAGE, TEXTS, depth=3)["q"]
+    # Head (top 3) by the scorer: d3 (3 words) > d1 (2) > d2 (0). d4 (4) would win but is below depth.
+    assert [doc for doc, _ in reranked] == ["d3", "d1", "d2", "d4", "d5"]
+    scores = [s for _, s in reranked]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) == 5
+    assert scores[:3] == [3.0, 2.0, 0.0]
+
+
+def test_fuse_is_rrf_over_the_head_and_keeps_the_tail():
+    reranked = rerank(WordOverlapScorer(), {"q": "honey bees nectar hives"}, FIRST_STAGE, TEXTS, depth=3)
+    fused = fuse(FIRST_STAGE, reranked, depth=3)["q"]
+    # RRF (k=60): d1 = 1/61 + 1/62, d3 = 1/63 + 1/61, d2 = 1/62 + 1/63.
+    assert [doc for doc, _ in fused] == ["d1", "d3", "d2", "d4", "d5"]
+    assert fused[0][1] == pytest.approx(1 / 61 + 1 / 62)
+    assert fused[1][1] == pytest.approx(1 / 63 + 1 / 61)
+    scores = [s for _, s in fused]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) == 5
+
+
+def test_rerank_deeper_than_the_first_stage():
+    reranked = rerank(WordOverlapScorer(), {"q": "honey bees nectar hives"}, FIRST_STAGE, TEXTS, depth=30)["q"]
+    assert [doc for doc, _ in reranked] == ["d4", "d3", "d1", "d5", "d2"]
+    assert [doc for doc, _ in fuse(FIRST_STAGE, {"q": reranked}, depth=30)["q"]][:2] == ["d1", "d4"]
+
+
+# -- corpora ------------------------------------------------------------------------------------
+def test_pydoc_topics_corpus():
+    corpus = open_corpus(PYDOC_TOPICS)
+    assert 60 <= len(corpus) <= 120  # 79 topics in Python 3.12
+    assert all(doc["text"].strip() and doc["title"] == doc_id for doc_id, doc in corpus.items())
+    assert "assignment" in corpus and "=" in corpus["assignment"]["text"]
+    assert open_corpus(PYDOC_TOPICS) is corpus  # read once per process
+
+
+def test_jsonl_corpus_is_reread_when_the_file_changes(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    path.write_text(json.dumps({"_id": 7, "title": "Bees", "text": BEES}) + "\n", encoding="utf-8")
+    corpus = open_corpus(path)
+    assert corpus == {"7": {"title": "Bees", "text": BEES}}
+    assert open_corpus(str(path)) is corpus
+    path.write_text(json.dumps({"_id": "b", "text": "Owls fly silently."}) + "\n", encoding="utf-8")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert open_corpus(path) == {"b": {"title": "", "text": "Owls fly silently."}}
+
+
+def test_beir_folder_corpus(tmp_path):
+    (tmp_path / "corpus.jsonl").write_text(json.dumps({"_id": "a", "title": "", "text": BEES}) + "\n", encoding="utf-8")
+    assert list(open_corpus(tmp_path)) == ["a"]
+
+
+def test_bad_corpora_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        open_corpus(tmp_path / "missing.jsonl")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n", encoding="utf-8")
+    with pytest.raises(UserError, match="no documents"):
+        open_corpus(empty)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"title": "no id"}\n', encoding="utf-8")
+    with pytest.raises(UserError, match="lacks _id"):
+        open_corpus(bad)
+
+
+# -- the pipeline the CLI writes ----------------------------------------------------------------
+def test_reranker_steps_validate_and_follow_the_flags():
+    from synthwright.cli.reranker import reranker_steps
+    from synthwright.pipeline.config import validate_pipeline
+
+    common = {"teacher": "llamacpp:smollm2-135m", "styles": ["question", "claim"], "documents": 10, "budget": 40,
+              "candidates": 5, "pairs_per_query": 8, "student": "bi", "epochs": 1.0, "max_length": 64}
+    steps = reranker_steps("pydoc:topics", eval_queries="/q.jsonl", eval_qrels="/r.tsv", **common)
+    by_name = {step["name"]: step for step in steps}
+    assert list(by_name) == ["documents", "queries", "unique", "candidates", "judged", "labels", "dataset", "student",
+                             "evaluation", "report"]
+    assert by_name["judged"]["with"]["llm_pairs_per_query"] == pytest.approx(40 / 20)  # budget over 10 docs x 2 styles
+    assert by_name["judged"]["with"]["judges"] == ["bm25", "embedding", "llamacpp:smollm2-135m"]
+    assert by_name["student"]["with"]["kind"] == "bi"
+    validate_pipeline({"name": "reranker", "steps": steps}, source="test")
+    without_eval = reranker_steps("pydoc:topics", eval_queries=None, eval_qrels=None, **common)
+    assert "evaluation" not in {step["name"] for step in without_eval}
+    assert all(None not in step.get("with", {}).values() for step in without_eval)
+
+
+
+@pytest.mark.parametrize("documents, corpus_size, queries", [(None, 12, 12), (None, None, 100), (10, 5000, 10), (50, 12, 12)])
+def test_llm_budget_is_spread_over_the_queries_there_will_be(documents, corpus_size, queries):
+    from synthwright.cli.reranker import reranker_steps
+
+    steps = reranker_steps("c.jsonl", teacher="t", styles=["question"], documents=documents, budget=6, candidates=4,
+                           pairs_per_query=6, student="cross", epochs=1.0, max_length=64, eval_queries=None,
+                           eval_qrels=None, corpus_size=corpus_size)
+    judged = next(step for step in steps if step["name"] == "judged")
+    assert judged["with"]["llm_pairs_per_query"] == pytest.approx(6 / queries, abs=1e-4)
+
+
+def test_a_retrained_student_reruns_the_evaluation_and_the_report(tmp_path):
+    """The stages after the student read the step before them, so their fingerprints follow
+    the student's options (a folder mtime would be planned before the student exists)."""
+    from synthwright.cli.reranker import reranker_steps
+    from synthwright.core.step import StepContext
+    from synthwright.pipeline.config import validate_pipeline
+    from synthwright.pipeline.plan import plan_pipeline
+
+    def fingerprints(epochs: float) -> dict[str, str]:
+        steps = reranker_steps("pydoc:topics", teacher="llamacpp:smollm2-135m", styles=["question"], documents=4, budget=4,
+                               candidates=4, pairs_per_query=6, student="cross", epochs=epochs, max_length=64,
+                               eval_queries="/q.jsonl", eval_qrels="/r.tsv", real_queries="/rq.jsonl", real_qrels="/rr.tsv")
+        config = validate_pipeline({"name": "reranker", "steps": steps}, source="test")
+        return {p.step.name: p.fingerprint for p in plan_pipeline(config, StepContext(workdir=tmp_path))}
+
+    before, after = fingerprints(1.0), fingerprints(2.0)
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {"student", "student_real", "evaluation", "report"}
+
+# -- CLI: bad input, one clear error ------------------------------------------------------------
+def test_cli_eval_queries_without_qrels(tmp_path):
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text('{"_id": "1", "text": "bees"}\n', encoding="utf-8")
+    result = run_cli("reranker", "--corpus", "pydoc:topics", "--eval-queries", str(queries), "--run-dir", str(tmp_path / "run"), timeout=60)
+    assert_one_clear_error(result, "--eval-queries and --eval-qrels together")
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_unknown_style(tmp_path):
+    result = run_cli("reranker", "--corpus", "pydoc:topics", "--style", "poem", "--run-dir", str(tmp_path / "run"), timeout=60)
+    assert_one_clear_error(result, "Unknown query style 'poem'")
+
+
+def test_cli_missing_corpus(tmp_path):
+    missing = tmp_path / "nope.jsonl"
+    result = run_cli("reranker", "--corpus", str(missing), "--budget", "0", "--run-dir", str(tmp_path / "run"), timeout=60)
+    assert_one_clear_error(result, str(missing), "does not exist")
