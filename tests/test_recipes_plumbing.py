@@ -45,6 +45,20 @@ def test_magpie_plumbing_with_the_models_own_template(tmp_path):
         assert row["_meta"]["recipe"] == "magpie"
 
 
+def test_magpie_draws_again_until_n_queries_pass(tmp_path):
+    # A tight word limit drops most drafts: later rounds draw new samples for what is missing.
+    p = Pipeline("mp", seed=3).step("mp", "magpie", model=TINY, n=3, oversample=1.0, max_rounds=4, max_words=10,
+                                     query_max_tokens=32, response_max_tokens=8, min_words=2)
+    result = p.run(tmp_path / "run")
+    stats = result.outcomes[-1].stats
+    assert stats.rows_in == stats.rows_out + sum(stats.dropped.values()) + sum(stats.failed.values())
+    assert stats.rows_out <= 3
+    if stats.rows_out < 3 or sum(stats.dropped.values()):
+        assert stats.rows_in > 3  # a second round drew
+    ids = [r["_meta"]["sample_index"] for r in rows_of(tmp_path / "run", "mp") + rows_of(tmp_path / "run", "mp", "dropped")]
+    assert len(ids) == len(set(ids))  # every draw a distinct sample
+
+
 def test_evol_instruct_plumbing_keeps_the_tree_in_lineage(tmp_path):
     p = Pipeline("evol", seed=2)
     p.step("seeds", "load", path=str(builtin_seed_path()), limit=2)

@@ -28,7 +28,9 @@ KNOWN_TEMPLATES = {
     "chatml": "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n",
     "llama3": "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n",
 }
-END_OF_QUERY_STOPS = ("<|im_end|>", "<|eot_id|>", "<|im_start|>", "</s>", "<|end|>")
+# Besides end-of-turn tokens: a small model sometimes writes the role name as text and goes
+# on to answer its own query ("...in LLVM?\n\nAssistant```cpp ..."); cut there.
+END_OF_QUERY_STOPS = ("<|im_end|>", "<|eot_id|>", "<|im_start|>", "</s>", "<|end|>", "\nAssistant", "\nassistant", "\nASSISTANT")
 
 
 _QUALITY = """Rate the user query below for quality: is it clear, specific and well-formed, with everything needed to answer it? 1 = very poor, 5 = excellent.
@@ -63,7 +65,8 @@ class MagpieOptions(StepOptions):
     response_max_tokens: int = 384
     min_words: int = 3
     max_words: int = 120
-    oversample: float = Field(1.5, ge=1.0, description="Draw this many times n queries, to survive the filters")
+    oversample: float = Field(1.5, ge=1.0, description="Draw this many times the queries still needed, to survive the filters")
+    max_rounds: int = Field(4, ge=1, description="Draw again (new samples) until n queries pass, at most this many times")
     novelty_epsilon: float | None = Field(None, ge=0.0, le=2.0, description="Drop a query within this cosine distance of a kept one (else exact dedup)")
     judge_model: str | None = Field(None, description="Tag each query with quality and difficulty (1-5) from this judge")
     min_quality: float | None = Field(None, ge=1.0, le=5.0, description="Drop queries the judge rates below this quality")
@@ -97,14 +100,31 @@ class MagpieStage(Stage):
         rendered = backend.render_chat([{"role": "system", "content": o.system}, {"role": "user", "content": SENTINEL}], add_generation_prompt=False)
         return rendered.split(SENTINEL)[0]
 
+    _gate = None
+
     def fingerprint_extra(self):
         return {"pre_query": self.options.pre_query, "template": self.options.template}
 
     def run(self, rows: Iterable[Row]) -> BatchResult:
         o = self.options
         result = BatchResult()
-        queries = self._draw_queries(result)
-        kept = self._tag_and_filter_by_judge(self._filter_queries(queries, result), result)[: o.n]
+        kept: list[Row] = []
+        seen: set[str] = set()
+        drawn = 0
+        # Rounds: filters drop a share of drafts that depends on the model (Qwen-1.5B: half
+        # started with punctuation in one run), so draw again for what is still missing.
+        for _ in range(o.max_rounds):
+            missing = o.n - len(kept)
+            if missing <= 0:
+                break
+            count = int(missing * o.oversample + 0.999)
+            queries = self._draw_queries(result, first=drawn, count=count)
+            drawn += count
+            kept += self._tag_and_filter_by_judge(self._filter_queries(queries, result, seen), result)
+        result.stats.rows_in = drawn
+        for row in kept[o.n:]:
+            result.drop(row, "over_n")
+        kept = kept[: o.n]
         requests = [
             LLMRequest(
                 messages=(Message(role="system", content=o.system), Message(role="user", content=row["instruction"])),
@@ -126,32 +146,29 @@ class MagpieStage(Stage):
             result.keep({**row, "response": response})
         return result
 
-    def _draw_queries(self, result: BatchResult) -> list[Row]:
+    def _draw_queries(self, result: BatchResult, first: int, count: int) -> list[Row]:
         o = self.options
         pre_query = self.pre_query_text()
-        total = int(o.n * o.oversample + 0.999)
         requests = [
             LLMRequest(
                 prompt=pre_query, sample_index=i,
                 params=SamplingParams(temperature=o.temperature, top_p=o.top_p, max_tokens=o.query_max_tokens, stop=END_OF_QUERY_STOPS, seed=self.context.seed_for(self.name, i)),
             )
-            for i in range(total)
+            for i in range(first, first + count)
         ]
         answers, usage = self.context.ask(o.model, self.name, requests)
         result.stats.add_usage(usage)
         rows = []
-        for i, answer in enumerate(answers):
+        for i, answer in enumerate(answers, first):
             meta = {"id": derive_id(self.name, i), "step": self.name, "recipe": "magpie", "model": o.model, "sample_index": i, "system": o.system}
             row = {"instruction": clean_generated_text(answer.text) if answer.ok else "", "_meta": meta}
             if not answer.ok:
                 result.fail(row, answer.error or "query failed")
                 continue
             rows.append(row)
-        result.stats.rows_in = len(requests)
         return rows
 
-    def _filter_queries(self, rows: list[Row], result: BatchResult) -> list[Row]:
-        seen: set[str] = set()
+    def _filter_queries(self, rows: list[Row], result: BatchResult, seen: set[str]) -> list[Row]:
         kept = []
         for row in rows:
             text = row["instruction"]
@@ -173,8 +190,9 @@ class MagpieStage(Stage):
         from synthwright.embed import load_embedder
         from synthwright.filters import NoveltyGate
 
-        gate = NoveltyGate(load_embedder("minilm"), self.options.novelty_epsilon)
-        decision = gate.admit([r["instruction"] for r in rows], [r["_meta"]["id"] for r in rows])
+        if self._gate is None:  # one gate across rounds: a later round's query may repeat an earlier one
+            self._gate = NoveltyGate(load_embedder("minilm"), self.options.novelty_epsilon)
+        decision = self._gate.admit([r["instruction"] for r in rows], [r["_meta"]["id"] for r in rows])
         kept = []
         for row, keep, twin, distance in zip(rows, decision.keep, decision.neighbour, decision.distance):
             if keep:
