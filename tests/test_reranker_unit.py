@@ -252,22 +252,25 @@ def anchored_rows(n: int = 40) -> list[dict]:
     for i in range(n):
         coin = 0.9 if i % 2 else 0.1
         comparisons = [
-            {"a": "src", "b": "c9", "anchor": True, "by": {"good": 0.95, "coin": coin, "llm": 0.8 if i < 10 else None},
+            {"a": "src", "b": "c9", "anchor": True, "by": {"good": 0.95, "coin": coin, "llm": 0.8 if i < 10 else None, "timid": 0.52},
              "first": {"llm": 0.6 if i < 10 else None}},
-            {"a": "c1", "b": "c2", "anchor": False, "by": {"good": 0.1, "coin": 0.9, "llm": None}},
+            {"a": "c1", "b": "c2", "anchor": False, "by": {"good": 0.1, "coin": 0.9, "llm": None, "timid": 0.49}},
         ]
         rows.append({"query_id": f"q{i}", "doc_id": "src", "comparisons": comparisons})
     return rows
 
 
 def test_estimate_reliability_from_anchor_pairs():
-    reliability = estimate_reliability(anchored_rows(), ["good", "coin", "llm", "absent"])
-    good, coin, llm, absent = (reliability[m] for m in ("good", "coin", "llm", "absent"))
+    reliability = estimate_reliability(anchored_rows(), ["good", "coin", "llm", "absent", "timid"])
+    good, coin, llm, absent, timid = (reliability[m] for m in ("good", "coin", "llm", "absent", "timid"))
     assert good.anchor_pairs == coin.anchor_pairs == 40
-    assert good.accuracy == pytest.approx(0.95) and coin.accuracy == pytest.approx(0.5)
+    assert good.accuracy == pytest.approx(1.0) and coin.accuracy == pytest.approx(0.5)  # the side it picks
     assert coin.weight < 0.1
     assert good.weight > 2.0
-    assert llm.anchor_pairs == 10 and llm.accuracy == pytest.approx(0.8)  # None votes are not counted
+    assert llm.anchor_pairs == 10 and llm.accuracy == pytest.approx(1.0)  # None votes are not counted
+    # Always on the right side but never confident (Qwen-1.5B on SciFact): reliable, on a small scale.
+    assert timid.accuracy == pytest.approx(1.0) and timid.weight == pytest.approx(good.weight)
+    assert timid.scale < 0.1 < 2.0 < good.scale
     assert llm.first_wins == pytest.approx(0.6)
     assert absent.anchor_pairs == 0 and absent.accuracy is None and absent.weight > 0
     assert json.dumps(good.to_dict())
@@ -278,15 +281,18 @@ def test_reliability_with_truth_from_real_labels():
     # Real labels say c2 beats c1: "good" is wrong there, "coin" is right.
     truth = {(row["query_id"], "c1", "c2"): 0.0 for row in rows}
     reliability = estimate_reliability(rows, ["good", "coin"], truth)
-    assert reliability["good"].accuracy == pytest.approx(0.9)
-    assert reliability["coin"].accuracy == pytest.approx(0.1)
+    assert reliability["good"].accuracy == pytest.approx(1.0)
+    assert reliability["coin"].accuracy == pytest.approx(0.0)
     assert reliability["coin"].weight == 0.0
 
 
 def test_combine():
     assert combine({"a": 0.9, "b": None}, {"a": 1.0, "b": 1.0}) == pytest.approx(0.9)
     assert combine({"a": 0.9, "b": 0.1}, {"a": 1.0, "b": 1.0}) == pytest.approx(0.5)
-    assert combine({"a": 0.8, "b": 0.2}, {"a": 3.0, "b": 1.0}) == pytest.approx(1 / (1 + math.exp(-0.5 * math.log(4))))
+    assert combine({"a": 0.8, "b": 0.2}, {"a": 3.0, "b": 1.0}) == pytest.approx(1 / (1 + math.exp(-(3 - 1) * math.log(4) / 2)))
+    # Scales put a timid member and a confident one on one footing: both unit verdicts here.
+    both = combine({"llm": 0.52, "emb": 0.98}, {"llm": 2.0, "emb": 2.0}, {"llm": math.log(0.52 / 0.48), "emb": math.log(0.98 / 0.02)})
+    assert both == pytest.approx(1 / (1 + math.exp(-2.0)))
     assert combine({"a": 0.9, "coin": 0.01}, {"a": 1.0, "coin": 0.0}) == pytest.approx(0.9)
     assert combine({"b": None}, {"a": 1.0, "b": 1.0}) is None
     assert combine({"a": 0.9}, {"a": 0.0}) is None

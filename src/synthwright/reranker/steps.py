@@ -226,6 +226,9 @@ class RecoverLabelsStage(Stage):
     Options = RecoverOptions
     description = "Weigh ensemble members by measured reliability, combine, fit Thurstone per query; adds labels {doc_id: label in [0,1]}."
 
+    def fingerprint_extra(self) -> dict[str, Any]:
+        return {"combination": "sign-accuracy weights, unit-scale logits"}  # labels made the older way are redone
+
     def run(self, rows: Iterable[Row]) -> BatchResult:
         from synthwright.reranker.labels import estimate_reliability, recover_labels
 
@@ -239,7 +242,8 @@ class RecoverLabelsStage(Stage):
             weights = {m: 1.0 for m in members}
         else:
             weights = {m: w for m, w in self.options.weights.items() if m in members}
-        recovered = {q.query_id: q for q in recover_labels(rows, weights, model=self.options.model, prior_std=self.options.prior_std)}
+        scales = {m: r.scale for m, r in reliability.items()}
+        recovered = {q.query_id: q for q in recover_labels(rows, weights, model=self.options.model, prior_std=self.options.prior_std, scales=scales)}
         for row in rows:
             entry = recovered.get(row["query_id"])
             if entry is None:
@@ -249,7 +253,7 @@ class RecoverLabelsStage(Stage):
             labels = [{"doc_id": doc, "label": entry.labels[doc], "score": entry.scores[doc], "std": entry.std[doc]} for doc in entry.labels]
             result.keep({**row, "labels": labels})
         if self.options.report:
-            report = {"members": {m: r.to_dict() for m, r in reliability.items()}, "weights": weights,
+            report = {"members": {m: r.to_dict() for m, r in reliability.items()}, "weights": weights, "scales": scales,
                       "queries": len(recovered), "comparisons": sum(len(r.get("comparisons") or ()) for r in rows)}
             path = self.context.output_path(self.options.report)
             path.parent.mkdir(parents=True, exist_ok=True)
