@@ -175,6 +175,10 @@ class StepContext:
         usage = self.engine(spec, step_name).run(requests, lambda i, _req, resp: answers.__setitem__(i, resp))
         return answers, usage
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for a worker process without its open handles: the worker opens its own."""
+        return {**self.__dict__, "_backends": {}, "_cache": None}
+
     def close(self) -> None:
         if self._cache is not None:
             self._cache.close()
@@ -223,6 +227,11 @@ class RowStep(Step):
         """Called before resuming with the rows kept in earlier batches: a step with state
         across batches (a novelty gate) rebuilds it here. Stateless steps ignore it."""
 
+    def carries_state(self) -> bool:
+        """True when a batch's result depends on earlier batches (see `warm_start`): such a
+        step must see its batches one after another, in order, in one process."""
+        return False
+
 
 class FilterStep(RowStep):
     default_batch_size = 1024
@@ -243,6 +252,10 @@ class FilterStep(RowStep):
 
 
 class Stage(Step):
+    #: True for a stage whose effect is a file the user reads where they started the run
+    #: (an export): a distributed executor runs it in the driver, not on some worker node.
+    runs_on_driver: ClassVar[bool] = False
+
     @abstractmethod
     def run(self, rows: Iterable[Row]) -> BatchResult:
         """Consume all input rows at once."""

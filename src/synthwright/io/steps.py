@@ -48,6 +48,7 @@ class ExportOptions(StepOptions):
 class ExportStep(Stage):
     Options = ExportOptions
     description = "Write the rows to a JSONL file, a Parquet file or a Hugging Face datasets folder."
+    runs_on_driver = True
 
     def run(self, rows: Iterable[Row]) -> BatchResult:
         result = BatchResult()

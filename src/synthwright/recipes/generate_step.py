@@ -123,6 +123,9 @@ class GenerateStep(RowStep):
             self._gate = NoveltyGate(load_embedder(self.options.novelty_embedder), self.options.novelty_epsilon)
         return self._gate
 
+    def carries_state(self) -> bool:
+        return self.options.novelty_epsilon is not None  # the gate remembers earlier batches
+
     def warm_start(self, kept: Iterator[Row]) -> None:
         """On resume, the gate must know what earlier batches already admitted."""
         if self.options.novelty_epsilon is None:
