@@ -229,3 +229,22 @@ def test_missing_ray_names_the_extra(monkeypatch):
     with pytest.raises(MissingDependency) as error:
         RayExecutor()
     assert "synthwright[ray]" in str(error.value) and "--executor ray" in str(error.value)
+
+
+# -- the embedded tiny model in the Ray workers ---------------------------------------------------------
+@pytest.mark.slow
+def test_embedded_model_in_ray_workers_matches_local(tmp_path, ray_cluster, smollm_path):
+    config = {
+        "name": "ray-embedded", "seed": 5,
+        "steps": [
+            {"name": "rows", "uses": "load", "with": {"path": str(write_topics(tmp_path, ["apples", "rivers", "chess", "owls"]))}},
+            {"name": "gen", "uses": "generate", "batch_size": 2, "with": {
+                "model": "llamacpp:smollm2-135m", "prompt": "Write one sentence about {{ topic }}.", "max_tokens": 12, "temperature": 0.0}},
+        ],
+    }
+    local = run(config, tmp_path / "local", tmp_path / "local.sqlite", LocalExecutor())
+    on_ray = run(config, tmp_path / "ray", tmp_path / "ray.sqlite", RayExecutor())
+    assert on_ray.requests_sent == local.requests_sent == 4
+    rows = all_rows(tmp_path / "ray", steps=("gen",))["gen"]
+    assert len(rows) == 4 and all(row["generation"].strip() for row in rows)
+    assert rows == all_rows(tmp_path / "local", steps=("gen",))["gen"]
