@@ -260,6 +260,11 @@ class Stage(Step):
     def run(self, rows: Iterable[Row]) -> BatchResult:
         """Consume all input rows at once."""
 
+    def run_in_parts(self, rows: Iterable[Row]) -> Iterator[BatchResult]:
+        """The result in parts, each stored as its own shard as soon as it comes. A stage
+        that can stream (an export) overrides this, so its output never sits in memory whole."""
+        yield self.run(rows)
+
 
 STEP_TYPES: dict[str, type[Step]] = {}
 

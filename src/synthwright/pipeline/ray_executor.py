@@ -252,6 +252,7 @@ class RayExecutor(LocalExecutor):
         if planned.step.runs_on_driver:
             return super().run_stage(planned, rundir)
         self.observer.step_started(planned, 1, 0)
+        rundir.clear_batches(planned.step.name)
         rows = rundir.rows(planned.input) if planned.input else iter(())
         chunks = [self.ray.put(chunk) for chunk in batched(rows, STAGE_CHUNK_ROWS)]
         task = remote(run_stage).options(num_cpus=self.task_cpus, max_retries=self.task_retries)
