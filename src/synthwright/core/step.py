@@ -169,11 +169,14 @@ class StepContext:
         )
         return LLMEngine(self.backend(spec), self.cache(), options)
 
-    def ask(self, spec: str, step_name: str, requests: list) -> tuple[list, Any]:
-        """Answer `requests` (in order) through the engine; returns (responses, usage)."""
-        answers: list = [None] * len(requests)
+    def ask(self, spec: str, step_name: str, requests: Iterable) -> tuple[list, Any]:
+        """Answer `requests` (in order) through the engine; returns (responses, usage).
+
+        `requests` may be a generator: the engine then sends the first ones while the rest
+        are still being built, so building them overlaps with waiting for the server."""
+        answers: dict[int, Any] = {}
         usage = self.engine(spec, step_name).run(requests, lambda i, _req, resp: answers.__setitem__(i, resp))
-        return answers, usage
+        return [answers[i] for i in range(len(answers))], usage
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for a worker process without its open handles: the worker opens its own."""

@@ -93,7 +93,7 @@ class GenerateStep(RowStep):
         return ok
 
     def _generate(self, jobs: list[tuple[Row, int]], result: BatchResult) -> list[tuple[Row, int, Row]]:
-        requests = [self._request(row, sample_index) for row, sample_index in jobs]
+        requests = (self._request(row, sample_index) for row, sample_index in jobs)  # built as they are sent
         answers, usage = self.context.ask(self.options.model, self.name, requests)
         result.stats.add_usage(usage)
         children = []
