@@ -248,3 +248,41 @@ def test_embedded_model_in_ray_workers_matches_local(tmp_path, ray_cluster, smol
     rows = all_rows(tmp_path / "ray", steps=("gen",))["gen"]
     assert len(rows) == 4 and all(row["generation"].strip() for row in rows)
     assert rows == all_rows(tmp_path / "local", steps=("gen",))["gen"]
+
+
+@pytest.mark.slow
+def test_killed_actor_of_a_stateful_step_is_replaced_and_warm_started(tmp_path, ray_cluster):
+    """The novelty-gated generate step runs in one actor; SIGKILL it mid-step: a new actor is
+    warm-started from the batches already written and the run ends with the local run's rows."""
+    stub = StubProcess("--pause-after-n-answers", str(2 * BATCH + 3))  # one whole batch, then 3 of the next
+    try:
+        config = pipeline_config(stub.base_url, write_topics(tmp_path, TOPICS[:12]), novelty=0.05)
+        cache = tmp_path / "ray.sqlite"
+        outcome: dict = {}
+
+        def drive() -> None:
+            try:
+                outcome["result"] = run(config, tmp_path / "ray", cache, RayExecutor(max_in_flight=2))
+            except BaseException as exc:
+                outcome["error"] = exc
+
+        driver = threading.Thread(target=drive, daemon=True)
+        driver.start()
+        batches = tmp_path / "ray" / "steps" / "gen" / "batches"
+        wait_for(lambda: stub.stats()["waiting"] > 0 and len(list(batches.glob("part-*.json"))) == 1,
+                 timeout=120, what="one batch written and the next at the gate")
+        actors = ray_worker_pids("StatefulStep")
+        assert len(actors) == 1, actors
+        os.kill(actors[0], signal.SIGKILL)
+        time.sleep(0.5)
+        stub.release()
+        driver.join(timeout=180)
+        assert not driver.is_alive() and "error" not in outcome, outcome.get("error")
+
+        local = run(config, tmp_path / "local", tmp_path / "local.sqlite", LocalExecutor())
+        assert all_rows(tmp_path / "ray") == all_rows(tmp_path / "local")  # kept and dropped, in order
+        gen = outcome["result"].outcomes[1].stats
+        assert (gen.rows_out, gen.dropped) == (local.outcomes[1].stats.rows_out, local.outcomes[1].stats.dropped)
+        assert gen.rows_out > 0
+    finally:
+        stub.stop()

@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         concurrency: int = typer.Option(
             None, "--concurrency", min=1, help="Requests in flight per model (default: the backend's; 64 in all with --executor ray)."
         ),
-        executor: str = typer.Option("local", "--executor", help="local (this process) or ray (a Ray cluster; pip install 'synthwright[ray]')."),
+        executor: str = typer.Option("local", "--executor", help="local (this process) or ray (a Ray cluster; needs synthwright's ray extra)."),
         ray_address: str = typer.Option(None, "--ray-address", help="With --executor ray: the cluster to join (default: start Ray on this machine)."),
     ) -> None:
         """Run (or resume) a pipeline. Finished steps are skipped; a changed step reruns with what follows it.
