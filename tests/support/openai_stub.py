@@ -22,8 +22,10 @@ Two ways to run it:
 
   which prints ``READY http://127.0.0.1:PORT/v1`` once it is listening.
 
-Besides the OpenAI routes there are two control routes: ``GET /stats``
-(the counters as JSON) and ``POST /release`` (open the answer gate).
+Besides the OpenAI routes there are three control routes: ``GET /stats``
+(the counters as JSON), ``POST /release`` (open the answer gate) and
+``POST /reset_times`` (forget the first-receipt and last-answer times, so a
+benchmark can time its next client from the server's side).
 """
 
 from __future__ import annotations
@@ -149,16 +151,27 @@ class StubCounters:
         self.faults: Counter[str] = Counter()
         self.rejected = 0  # requests that were not valid JSON objects
         self.waiting = 0  # requests currently held at the gate
+        # Wall-clock times (time.time()) of the first receipt and the last answer, so a
+        # benchmark can time a client from the server's side, whatever process it runs in.
+        self.first_received_at: Optional[float] = None
+        self.last_answered_at: Optional[float] = None
 
     def note_received(self, key: str) -> int:
         """Count a receipt; returns how many times ``key`` has now been seen."""
         with self._lock:
+            if self.first_received_at is None:
+                self.first_received_at = time.time()
             self.received[key] += 1
             return self.received[key]
 
     def note_answered(self, key: str) -> None:
         with self._lock:
             self.answered[key] += 1
+            self.last_answered_at = time.time()
+
+    def reset_times(self) -> None:
+        with self._lock:
+            self.first_received_at = self.last_answered_at = None
 
     def note_fault(self, name: str) -> None:
         with self._lock:
@@ -184,6 +197,8 @@ class StubCounters:
                 "total_faults": sum(self.faults.values()),
                 "rejected": self.rejected,
                 "waiting": self.waiting,
+                "first_received_at": self.first_received_at,
+                "last_answered_at": self.last_answered_at,
             }
 
 
@@ -334,6 +349,7 @@ class StubApp:
         app.router.add_get("/v1/models", self._handle_models)
         app.router.add_get("/stats", self._handle_stats)
         app.router.add_post("/release", self._handle_release)
+        app.router.add_post("/reset_times", self._handle_reset_times)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -374,6 +390,10 @@ class StubApp:
 
     async def _handle_stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.counters.snapshot())
+
+    async def _handle_reset_times(self, request: web.Request) -> web.Response:
+        self.counters.reset_times()
+        return web.json_response({"reset": True})
 
     async def _handle_release(self, request: web.Request) -> web.Response:
         self.release()

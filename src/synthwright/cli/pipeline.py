@@ -14,7 +14,7 @@ from synthwright.core.step import STEP_TYPES, BatchResult, StepStats
 from synthwright.errors import UserError
 from synthwright.io.export import FORMATS, export_rows
 from synthwright.pipeline.config import load_pipeline
-from synthwright.pipeline.executor import RunObserver
+from synthwright.pipeline.executor import Executor, LocalExecutor, RunObserver
 from synthwright.pipeline.pipeline import run_pipeline
 from synthwright.pipeline.plan import PlannedStep, default_run_dir
 from synthwright.pipeline.rundir import RunDirectory
@@ -69,19 +69,25 @@ def register(app: typer.Typer) -> None:
         pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
         run_dir: Path = typer.Option(None, "--run-dir", help="Run folder (default: runs/NAME, so a rerun resumes it)."),
         cache: Path = typer.Option(None, "--cache", help="Request cache file."),
+        concurrency: int = typer.Option(
+            None, "--concurrency", min=1, help="Requests in flight per model (default: the backend's; 64 in all with --executor ray)."
+        ),
+        executor: str = typer.Option("local", "--executor", help="local (this process) or ray (a Ray cluster; needs synthwright's ray extra)."),
+        ray_address: str = typer.Option(None, "--ray-address", help="With --executor ray: the cluster to join (default: start Ray on this machine)."),
     ) -> None:
         """Run (or resume) a pipeline. Finished steps are skipped; a changed step reruns with what follows it.
 
-        Example: synthwright run examples/pipeline.yaml
+        Example: synthwright run examples/pipeline.yaml --executor ray
         """
         from synthwright.core.step import StepContext
 
         config = load_pipeline(pipeline)
         folder = run_dir or default_run_dir(config)
-        context = StepContext(run_seed=config.seed, workdir=pipeline.resolve().parent, cache_file=cache)
+        context = StepContext(run_seed=config.seed, workdir=pipeline.resolve().parent, cache_file=cache, max_concurrency=concurrency)
         observer = ProgressObserver()
+        chosen = make_executor(executor, observer, ray_address)
         try:
-            result = run_pipeline(config, folder, workdir=pipeline.resolve().parent, observer=observer, context=context)
+            result = run_pipeline(config, folder, workdir=pipeline.resolve().parent, executor=chosen, context=context)
         finally:
             observer.close()
         print_step_table(RunDirectory(result.run_dir), title=f"run {config.name}")
@@ -133,6 +139,18 @@ def register(app: typer.Typer) -> None:
             for field_name, field in cls.Options.model_fields.items():
                 default = "required" if field.is_required() else f"default {field.default!r}"
                 out.print(f"    {field_name}: {default}" + (f"  ({field.description})" if field.description else ""))
+
+
+def make_executor(name: str, observer: RunObserver, ray_address: str | None) -> Executor:
+    if name == "local":
+        if ray_address:
+            raise UserError("--ray-address needs --executor ray.", "Add --executor ray, or leave --ray-address out.")
+        return LocalExecutor(observer)
+    if name == "ray":
+        from synthwright.pipeline.ray_executor import RayExecutor
+
+        return RayExecutor(observer, address=ray_address)
+    raise UserError(f"--executor must be local or ray, not '{name}'.")
 
 
 def _existing_run(run_dir: Path) -> RunDirectory:

@@ -169,11 +169,18 @@ class StepContext:
         )
         return LLMEngine(self.backend(spec), self.cache(), options)
 
-    def ask(self, spec: str, step_name: str, requests: list) -> tuple[list, Any]:
-        """Answer `requests` (in order) through the engine; returns (responses, usage)."""
-        answers: list = [None] * len(requests)
+    def ask(self, spec: str, step_name: str, requests: Iterable) -> tuple[list, Any]:
+        """Answer `requests` (in order) through the engine; returns (responses, usage).
+
+        `requests` may be a generator: the engine then sends the first ones while the rest
+        are still being built, so building them overlaps with waiting for the server."""
+        answers: dict[int, Any] = {}
         usage = self.engine(spec, step_name).run(requests, lambda i, _req, resp: answers.__setitem__(i, resp))
-        return answers, usage
+        return [answers[i] for i in range(len(answers))], usage
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for a worker process without its open handles: the worker opens its own."""
+        return {**self.__dict__, "_backends": {}, "_cache": None}
 
     def close(self) -> None:
         if self._cache is not None:
@@ -223,6 +230,11 @@ class RowStep(Step):
         """Called before resuming with the rows kept in earlier batches: a step with state
         across batches (a novelty gate) rebuilds it here. Stateless steps ignore it."""
 
+    def carries_state(self) -> bool:
+        """True when a batch's result depends on earlier batches (see `warm_start`): such a
+        step must see its batches one after another, in order, in one process."""
+        return False
+
 
 class FilterStep(RowStep):
     default_batch_size = 1024
@@ -243,9 +255,18 @@ class FilterStep(RowStep):
 
 
 class Stage(Step):
+    #: True for a stage whose effect is a file the user reads where they started the run
+    #: (an export): a distributed executor runs it in the driver, not on some worker node.
+    runs_on_driver: ClassVar[bool] = False
+
     @abstractmethod
     def run(self, rows: Iterable[Row]) -> BatchResult:
         """Consume all input rows at once."""
+
+    def run_in_parts(self, rows: Iterable[Row]) -> Iterator[BatchResult]:
+        """The result in parts, each stored as its own shard as soon as it comes. A stage
+        that can stream (an export) overrides this, so its output never sits in memory whole."""
+        yield self.run(rows)
 
 
 STEP_TYPES: dict[str, type[Step]] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from synthwright.core.lineage import META, Row
@@ -18,30 +19,49 @@ from synthwright.io.rows import RowWriter
 FORMATS = ("jsonl", "parquet", "hf")
 
 
-def _flatten_meta(rows: list[Row], include_meta: bool) -> list[Row]:
+def _flatten_meta(row: Row, include_meta: bool) -> Row:
     if not include_meta:
-        return [{k: v for k, v in row.items() if k != META} for row in rows]
-    return [{**row, META: json.dumps(row.get(META) or {}, sort_keys=True)} for row in rows]
+        return {k: v for k, v in row.items() if k != META}
+    return {**row, META: json.dumps(row.get(META) or {}, sort_keys=True)}
 
 
-def export_rows(rows: list[Row], path: Path, fmt: str, include_meta: bool = True) -> Path:
-    if fmt not in FORMATS:
-        raise UserError(f"Unknown export format '{fmt}'.", f"Use one of: {', '.join(FORMATS)}.")
-    if fmt == "jsonl":
-        writer = RowWriter(path if path.suffix == ".jsonl" else path.with_suffix(".jsonl"))
-        for row in rows if include_meta else _flatten_meta(rows, False):
-            writer.write(row)
-        return writer.close()
-    flat = _flatten_meta(rows, include_meta)
-    if fmt == "parquet":
-        writer = RowWriter(path if path.suffix == ".parquet" else path.with_suffix(".parquet"))
-        for row in flat:
-            writer.write(row)
-        return writer.close()
-    datasets = require_module("datasets", "Export to a Hugging Face datasets folder", "datasets")
-    partial = path.with_name(path.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    datasets.Dataset.from_list(flat).save_to_disk(str(partial))
-    shutil.rmtree(path, ignore_errors=True)
-    partial.rename(path)
-    return path
+class ExportWriter:
+    """Writes rows one at a time: JSONL and Parquet stream to disk (a million rows never sit
+    in memory); a datasets folder is built from all rows at `close()`. Nothing appears under
+    the final name until `close()`."""
+
+    def __init__(self, path: Path, fmt: str, include_meta: bool = True):
+        if fmt not in FORMATS:
+            raise UserError(f"Unknown export format '{fmt}'.", f"Use one of: {', '.join(FORMATS)}.")
+        self.fmt, self.include_meta = fmt, include_meta
+        if fmt == "hf":
+            self.datasets = require_module("datasets", "Export to a Hugging Face datasets folder", "datasets")
+            self.path, self._rows, self._writer = path, [], None
+        else:
+            suffix = "." + fmt
+            self._writer = RowWriter(path if path.suffix == suffix else path.with_suffix(suffix))
+
+    def write(self, row: Row) -> None:
+        if self.fmt != "jsonl" or not self.include_meta:  # JSONL keeps `_meta` nested
+            row = _flatten_meta(row, self.include_meta)
+        if self._writer is None:
+            self._rows.append(row)
+        else:
+            self._writer.write(row)
+
+    def close(self) -> Path:
+        if self._writer is not None:
+            return self._writer.close()
+        partial = self.path.with_name(self.path.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        self.datasets.Dataset.from_list(self._rows).save_to_disk(str(partial))
+        shutil.rmtree(self.path, ignore_errors=True)
+        partial.rename(self.path)
+        return self.path
+
+
+def export_rows(rows: Iterable[Row], path: Path, fmt: str, include_meta: bool = True) -> Path:
+    writer = ExportWriter(path, fmt, include_meta)
+    for row in rows:
+        writer.write(row)
+    return writer.close()

@@ -48,6 +48,32 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def iter_rows(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The rows of a JSONL or Parquet file one at a time, for inputs too big to hold.
+    Raises UserError like `read_rows` (an empty file only once it has been read)."""
+    path = Path(path)
+    fmt = _format_of(path)
+    if not path.is_file():
+        raise UserError(f"Input file '{path}' does not exist.", "Check the path (it is relative to the current folder).")
+    empty = True
+    for row in _iter_jsonl(path) if fmt == "jsonl" else _iter_parquet(path):
+        empty = False
+        yield row
+    if empty:
+        raise UserError(f"Input file '{path}' has no rows.", "Give a file with at least one JSON object per line.")
+
+
+def _iter_parquet(path: Path) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=8192)
+        for batch in batches:
+            yield from batch.to_pylist()
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise UserError(f"Cannot read Parquet file '{path}': {exc}.", "Check that it is a Parquet file and not truncated.") from None
+
+
 def _iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):

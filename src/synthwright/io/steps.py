@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from typing import Literal
 
@@ -9,8 +10,8 @@ from pydantic import Field
 
 from synthwright.core.lineage import Row, derive_id
 from synthwright.core.step import BatchResult, SourceStep, Stage, StepOptions, register_step
-from synthwright.io.export import export_rows
-from synthwright.io.rows import read_rows
+from synthwright.io.export import ExportWriter
+from synthwright.io.rows import iter_rows
 
 
 class LoadOptions(StepOptions):
@@ -31,11 +32,14 @@ class LoadStep(SourceStep):
 
     def read(self) -> Iterator[Row]:
         path = self.context.resolve(self.options.path)
-        rows = read_rows(path)
-        for index, row in enumerate(rows[: self.options.limit] if self.options.limit else rows):
+        rows = iter_rows(path)  # streamed: a million-row input never sits in memory whole
+        for index, row in enumerate(itertools.islice(rows, self.options.limit)):
             source_id = row.get(self.options.id_column) if self.options.id_column else index
             meta = {"id": derive_id(path.name, source_id), "step": self.name, "source": path.name, "source_index": index}
             yield {**{k: v for k, v in row.items() if k != "_meta"}, "_meta": meta}
+
+
+PART_ROWS = 8192  # an export hands its rows on in parts of this many, never all at once
 
 
 class ExportOptions(StepOptions):
@@ -48,12 +52,23 @@ class ExportOptions(StepOptions):
 class ExportStep(Stage):
     Options = ExportOptions
     description = "Write the rows to a JSONL file, a Parquet file or a Hugging Face datasets folder."
+    runs_on_driver = True
 
     def run(self, rows: Iterable[Row]) -> BatchResult:
         result = BatchResult()
-        rows = list(rows)
-        result.stats.rows_in = len(rows)
-        export_rows(rows, self.context.output_path(self.options.path), self.options.format, self.options.include_meta)
-        for row in rows:
-            result.keep(row)
+        for part in self.run_in_parts(rows):
+            result.kept += part.kept
+            result.stats = result.stats.merge(part.stats)
         return result
+
+    def run_in_parts(self, rows: Iterable[Row]) -> Iterator[BatchResult]:
+        """Stream: each part is written to the file, then handed on to become a shard."""
+        writer = ExportWriter(self.context.output_path(self.options.path), self.options.format, self.options.include_meta)
+        iterator = iter(rows)
+        while part_rows := list(itertools.islice(iterator, PART_ROWS)):
+            for row in part_rows:
+                writer.write(row)
+            part = BatchResult.for_input(len(part_rows))
+            part.kept, part.stats.rows_out = part_rows, len(part_rows)
+            yield part
+        writer.close()

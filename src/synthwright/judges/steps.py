@@ -132,6 +132,7 @@ class JudgeFilterOptions(StepOptions):
 class JudgeFilterStage(Stage):
     Options = JudgeFilterOptions
     description = "Drop the bottom q% of rows by judge score (default 15%), or rows below a threshold; writes the judge report."
+    runs_on_driver = True  # its report is a file the user reads
 
     def run(self, rows: Iterable[Row]) -> BatchResult:
         o = self.options

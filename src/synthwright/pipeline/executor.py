@@ -154,10 +154,12 @@ class LocalExecutor(Executor):
         return not (self.retry_failed and sum(stats.failed.values()) > 0)
 
     def run_stage(self, planned: PlannedStep, rundir: RunDirectory) -> None:
-        self.observer.step_started(planned, 1, 0)
+        self.observer.step_started(planned, None, 0)
+        rundir.clear_batches(planned.step.name)  # a stage always runs whole: no part of an interrupted run stays
         rows = rundir.rows(planned.input) if planned.input else iter(())
         started = time.perf_counter()
-        result = planned.step.run(rows)
-        result.stats.seconds = time.perf_counter() - started
-        rundir.write_batch(planned.step.name, 0, result)
-        self.batch_done(planned, result)
+        for index, part in enumerate(planned.step.run_in_parts(rows)):
+            part.stats.seconds = time.perf_counter() - started
+            rundir.write_batch(planned.step.name, index, part)
+            self.batch_done(planned, part)
+            started = time.perf_counter()

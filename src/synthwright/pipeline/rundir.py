@@ -126,6 +126,11 @@ class RunDirectory:
         # Written last: its presence means the whole batch is on disk.
         _write_json_atomic(base / "batches" / f"{name}.json", {"stats": result.stats.to_dict(), "digest": digest})
 
+    def clear_batches(self, step: str) -> None:
+        """Forget every batch of a step (its state stays)."""
+        for kind in ("batches", "out", "dropped", "failed"):  # counters first: a batch without them is not done
+            shutil.rmtree(self.step_dir(step) / kind, ignore_errors=True)
+
     def merged_stats(self, step: str) -> StepStats:
         total = StepStats()
         for path in sorted((self.step_dir(step) / "batches").glob("part-*.json")):

@@ -94,7 +94,7 @@ class GenerateStep(RowStep):
         return ok
 
     def _generate(self, jobs: list[tuple[Row, int]], result: BatchResult) -> list[tuple[Row, int, Row]]:
-        requests = [self._request(row, sample_index) for row, sample_index in jobs]
+        requests = (self._request(row, sample_index) for row, sample_index in jobs)  # built as they are sent
         answers, usage = self.context.ask(self.options.model, self.name, requests)
         result.stats.add_usage(usage)
         children = []
@@ -124,6 +124,9 @@ class GenerateStep(RowStep):
 
             self._gate = NoveltyGate(load_embedder(self.options.novelty_embedder), self.options.novelty_epsilon)
         return self._gate
+
+    def carries_state(self) -> bool:
+        return self.options.novelty_epsilon is not None  # the gate remembers earlier batches
 
     def warm_start(self, kept: Iterator[Row]) -> None:
         """On resume, the gate must know what earlier batches already admitted."""

@@ -52,6 +52,10 @@ class TemplatePrompt:
             raise UserError(f"{self.name}:{exc.lineno}: template syntax error: {exc.message}.", "Fix the Jinja syntax.") from None
         object.__setattr__(self, "variables", frozenset(variables))
 
+    def __reduce__(self):
+        # A compiled Jinja template does not pickle: a worker process compiles its own.
+        return (type(self), (self.source, self.name, self.system, self.raw))
+
     @property
     def template_hash(self) -> str:
         """Identifies the prompt wording in lineage: same hash, same prompt."""
