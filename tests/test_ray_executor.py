@@ -148,7 +148,10 @@ def test_killed_worker_loses_and_repeats_nothing(tmp_path, ray_cluster):
         assert len(workers) == 2, workers
         for pid in workers:  # both, so both batches rerun and all 5 answers must come from the cache
             os.kill(pid, signal.SIGKILL)
-        time.sleep(0.5)  # let the stub see the dead worker's connections close before answering
+        # Open the gate only once the stub has seen every held connection of the dead workers
+        # close (a fixed sleep was too short on a loaded machine: it answered 3 of them into
+        # the void, and the rerun had to ask again).
+        wait_for(lambda: stub.stats()["gave_up"] >= 2 * BATCH * 2 - answered_first, timeout=60, what="the dead workers' requests dropped")
         stub.release()
         driver.join(timeout=120)
         assert not driver.is_alive(), "the run did not finish after the worker was killed"

@@ -151,6 +151,7 @@ class StubCounters:
         self.faults: Counter[str] = Counter()
         self.rejected = 0  # requests that were not valid JSON objects
         self.waiting = 0  # requests currently held at the gate
+        self.gave_up = 0  # requests whose client went away while they were held at the gate
         # Wall-clock times (time.time()) of the first receipt and the last answer, so a
         # benchmark can time a client from the server's side, whatever process it runs in.
         self.first_received_at: Optional[float] = None
@@ -185,6 +186,10 @@ class StubCounters:
         with self._lock:
             self.waiting += delta
 
+    def note_gave_up(self) -> None:
+        with self._lock:
+            self.gave_up += 1
+
     def snapshot(self) -> dict[str, Any]:
         """A consistent, JSON-serialisable copy of all counters."""
         with self._lock:
@@ -197,6 +202,7 @@ class StubCounters:
                 "total_faults": sum(self.faults.values()),
                 "rejected": self.rejected,
                 "waiting": self.waiting,
+                "gave_up": self.gave_up,
                 "first_received_at": self.first_received_at,
                 "last_answered_at": self.last_answered_at,
             }
@@ -521,6 +527,9 @@ class StubApp:
             try:
                 while self._gate_closed() and not self._stopping:
                     await self._wake.wait()
+            except asyncio.CancelledError:  # the client disconnected (handler_cancellation)
+                self.counters.note_gave_up()
+                raise
             finally:
                 self.counters.note_waiting(-1)
         if self._stopping:
