@@ -117,7 +117,9 @@ class MagpieStage(Stage):
             missing = o.n - len(kept)
             if missing <= 0:
                 break
-            count = int(missing * o.oversample + 0.999)
+            # After the first round, size the draw by the survival rate seen so far.
+            survival = len(kept) / drawn if drawn else 1.0
+            count = int(missing * o.oversample / max(survival, 0.1) + 0.999)
             queries = self._draw_queries(result, first=drawn, count=count)
             drawn += count
             kept += self._tag_and_filter_by_judge(self._filter_queries(queries, result, seen), result)

@@ -1,8 +1,9 @@
 """Evaluation on real queries with real relevance judgments (BEIR qrels).
 
 Systems, all over the same corpus: BM25, dense (MiniLM), hybrid (RRF of both), the student
-reranking the hybrid top `depth`, and hybrid + student fused by RRF (no weight to tune, so
-nothing is fitted on the evaluation queries). Optionally the teacher itself as a pointwise
+reranking the hybrid top `depth`, hybrid + student fused by RRF, and BM25 + student by RRF
+(the student in the dense model's place); RRF has no weight to tune, so nothing is fitted on
+the evaluation queries. Optionally the teacher itself as a pointwise
 reranker of the hybrid top 10 on a subset of queries (its quality ceiling, at its cost).
 The student's gain over hybrid comes with a paired bootstrap interval.
 """
@@ -80,13 +81,18 @@ class Evaluation:
 
 def rerank(student, queries: Mapping[str, str], first_stage: Mapping[str, list], texts: Mapping[str, str], depth: int) -> dict[str, list]:
     """The student's order over the first stage's top `depth`; the rest keeps its order below."""
+    qids = list(first_stage)
+    tops = [[doc for doc, _ in first_stage[qid][:depth]] for qid in qids]
+    batch = [queries[qid] for qid in qids], [[texts[doc] for doc in top] for top in tops]
+    if hasattr(student, "score_many"):  # a bi-encoder embeds each document once for all queries
+        all_scores = student.score_many(*batch)
+    else:
+        all_scores = [student.score(query, docs) for query, docs in zip(*batch)]
     out = {}
-    for qid, ranking in first_stage.items():
-        top = [doc for doc, _ in ranking[:depth]]
-        scores = student.score(queries[qid], [texts[doc] for doc in top])
+    for qid, top, scores in zip(qids, tops, all_scores):
         head = sorted(zip(top, scores), key=lambda item: -item[1])
         floor = min(scores, default=0.0) - 1.0
-        out[qid] = head + [(doc, floor - i) for i, (doc, _) in enumerate(ranking[depth:], 1)]
+        out[qid] = head + [(doc, floor - i) for i, (doc, _) in enumerate(first_stage[qid][depth:], 1)]
     return out
 
 
@@ -135,6 +141,8 @@ def evaluate_students(
         seconds[name] = time.perf_counter() - started
         runs[f"{name}: rerank top {depth}"] = reranked
         runs[f"hybrid + {name} (RRF)"] = fuse(hybrid, reranked, depth)
+        # The student in the dense model's place: RRF of BM25 and the student's order.
+        runs[f"BM25 + {name} (RRF)"] = {qid: reciprocal_rank_fusion((lex, reranked[qid][:depth]), 100) for qid, lex in zip(queries, lexical)}
         if progress:
             progress(name)
     table = {name: evaluate(run, qrels, METRICS) for name, run in runs.items()}

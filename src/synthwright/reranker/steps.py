@@ -312,6 +312,9 @@ class TrainStudentStage(Stage):
         result.stats.seconds += trained.seconds
         return result
 
+    def fingerprint_extra(self) -> dict[str, Any]:
+        return {"bi_loss": "in-batch negatives on label-chosen triplets"}  # students trained the MarginMSE way are redone
+
     def _labels(self, row: Row) -> dict[str, float]:
         if self.options.label_source == "binary":
             return {row["doc_id"]: 1.0, **{d: 0.0 for d in row["candidates"]}}
@@ -349,7 +352,7 @@ class EvaluateRerankerStage(Stage):
     def fingerprint_extra(self) -> dict[str, Any]:
         # Not the student folders' mtimes: fingerprints are planned before the student trains,
         # so a stamp would always be one run behind. The training step as `input` tracks it.
-        return corpus_fingerprint(self._spec())
+        return {**corpus_fingerprint(self._spec()), "systems": "with BM25 + student"}
 
     def run(self, rows: Iterable[Row]) -> BatchResult:
         from synthwright.reranker.evaluation import evaluate_students, judged_queries
