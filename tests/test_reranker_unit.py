@@ -496,3 +496,18 @@ def test_cli_missing_corpus(tmp_path):
     missing = tmp_path / "nope.jsonl"
     result = run_cli("reranker", "--corpus", str(missing), "--budget", "0", "--run-dir", str(tmp_path / "run"), timeout=60)
     assert_one_clear_error(result, str(missing), "does not exist")
+
+
+def test_the_example_yaml_pipeline_plans():
+    """examples/reranker.yaml (the YAML form of `make demo`) loads and plans without a model."""
+    from pathlib import Path
+
+    from synthwright.core.step import StepContext
+    from synthwright.pipeline.config import load_pipeline
+    from synthwright.pipeline.plan import plan_pipeline
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "reranker.yaml"
+    plan = plan_pipeline(load_pipeline(path), StepContext(workdir=path.parent))
+    assert [p.step.type_name for p in plan] == [
+        "corpus", "doc_queries", "dedup", "candidates", "pair_judge", "recover_labels", "export",
+        "train_student", "evaluate_reranker", "reranker_report"]
