@@ -50,12 +50,13 @@ def _judges_section(run_dir: Path, rows: Sequence[dict]) -> str:
     lines = []
     for name, member in report["members"].items():
         judged = sum(1 for row in rows for c in row.get("comparisons") or () if (c.get("by") or {}).get(name) is not None)
-        lines.append([name, judged, member["anchor_pairs"], member["accuracy"], report["weights"].get(name), member.get("first_wins")])
+        lines.append([name, judged, member["anchor_pairs"], member["accuracy"], report["weights"].get(name), member.get("scale"), member.get("first_wins")])
     return (
-        "<h2>Judges</h2><p class=\"hint\">Accuracy on anchor pairs (the source document against a bottom-ranked candidate: "
-        "the source should win), the weight that follows from it (log-odds), and for LLM members how often the document "
-        "shown first won (0.5 = no position bias; each pair is asked in both orders, so the bias cancels in the label).</p>"
-        + _table(["member", "pairs judged", "anchor pairs", "anchor accuracy", "weight", "first shown wins"], lines)
+        "<h2>Judges</h2><p class=\"hint\">How often each member picks the right side of anchor pairs (the source document "
+        "against a bottom-ranked candidate: the source should win), the weight that follows from it (log-odds), the scale "
+        "of its logits (they are divided by it before combining), and for LLM members how often the document shown first "
+        "won (0.5 = no position bias; each pair is asked in both orders, so the bias cancels in the label).</p>"
+        + _table(["member", "pairs judged", "anchor pairs", "right side", "weight", "logit scale", "first shown wins"], lines)
         + f"<p>{_n(report['queries'])} queries, {_n(report['comparisons'])} comparisons.</p>"
     )
 
