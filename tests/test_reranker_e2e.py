@@ -34,7 +34,7 @@ DOCUMENTS = {
 EVAL_QUERIES = {"q1": ("why does bread dough rise", "bread"), "q2": ("what causes ocean tides", "tides"),
                 "q3": ("how do owls fly silently", "owls"), "q4": ("why does iron rust in salt water", "rust")}
 BUDGET = 4
-SYSTEMS = ("BM25", "dense (MiniLM)", "hybrid (RRF)", "student: rerank top 30", "hybrid + student (RRF)")
+SYSTEMS = ("BM25", "dense (MiniLM)", "hybrid (RRF)", "student: rerank top 30", "hybrid + student (RRF)", "BM25 + student (RRF)")
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
         assert set(metrics) == {"ndcg@10", "mrr@10", "recall@100"}, name
         assert all(0.0 <= value <= 1.0 for value in metrics.values()), (name, metrics)
     assert evaluation["table"]["BM25"]["recall@100"] == 1.0  # twelve documents: everything is retrieved
-    assert set(evaluation["gains"]) == {"student: rerank top 30", "hybrid + student (RRF)"}
+    assert set(evaluation["gains"]) == {"student: rerank top 30", "hybrid + student (RRF)", "BM25 + student (RRF)"}
 
     report = (run_dir / "report.html").read_text(encoding="utf-8")
     for section in ("<h2>Data</h2>", "<h2>Judges</h2>", "<h2>Labels</h2>", "<h2>Student</h2>", "<h2>Evaluation on 4 real queries</h2>"):

@@ -197,7 +197,9 @@ def test_interrupt_leaves_only_partial_then_resumes(tmp_path, gated_stub, job_fi
     try:
         stop_at_gate(first, gated_stub, cache)
         first.send_signal(signal.SIGINT)
-        code = first.wait(timeout=15)
+        # Generous: on a loaded machine the exit path (close the client, flush the cache)
+        # took over 15 s in CI; the test is about what it leaves behind, not how fast.
+        code = first.wait(timeout=90)
     finally:
         if first.poll() is None:
             first.kill()
