@@ -191,7 +191,7 @@ def test_killed_driver_resumes_from_written_batches(tmp_path, ray_cluster):
             try:
                 batches = run_dir / "steps" / "gen" / "batches"
                 wait_for(lambda: len(list(batches.glob("part-*.json"))) >= 1 and stub.stats()["waiting"] > 0,
-                         timeout=90, what="one batch written and the next at the gate")
+                         timeout=300, what="one batch written and the next at the gate")
                 driver.send_signal(signal.SIGKILL)
                 driver.wait(timeout=10)
             finally:
@@ -273,7 +273,7 @@ def test_killed_actor_of_a_stateful_step_is_replaced_and_warm_started(tmp_path, 
         driver.start()
         batches = tmp_path / "ray" / "steps" / "gen" / "batches"
         wait_for(lambda: stub.stats()["waiting"] > 0 and len(list(batches.glob("part-*.json"))) == 1,
-                 timeout=120, what="one batch written and the next at the gate")
+                 timeout=300, what="one batch written and the next at the gate")
         actors = ray_worker_pids("StatefulStep")
         assert len(actors) == 1, actors
         os.kill(actors[0], signal.SIGKILL)
