@@ -143,7 +143,7 @@ def test_killed_worker_loses_and_repeats_nothing(tmp_path, ray_cluster):
         driver.start()
         # Two batch tasks (8 requests each) run; 5 answers are out and committed, the rest wait at the gate.
         wait_for(lambda: stub.stats()["waiting"] == 2 * BATCH * 2 - answered_first and committed_responses(cache) == answered_first,
-                 timeout=60, what="both batch tasks stuck at the gate")
+                 timeout=180, what="both batch tasks stuck at the gate")
         workers = ray_worker_pids("process_batch")
         assert len(workers) == 2, workers
         for pid in workers:  # both, so both batches rerun and all 5 answers must come from the cache
