@@ -8,17 +8,15 @@ A corpus spec is a JSONL file of {_id, title, text}, a BEIR folder (its corpus.j
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 from pathlib import Path
 
 from synthwright.errors import UserError
+from synthwright.ranking.retrieval import (
+    document_text,  # one definition of a document's text for every system
+)
 
 PYDOC_TOPICS = "pydoc:topics"
 Corpus = dict[str, dict[str, str]]
-
-
-def document_text(doc: Mapping[str, str]) -> str:
-    return f"{doc.get('title') or ''} {doc.get('text') or ''}".strip()
 
 
 def corpus_fingerprint(spec: str) -> dict:

@@ -11,7 +11,7 @@ The student's gain over hybrid comes with a paired bootstrap interval.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

@@ -26,6 +26,7 @@ from synthwright.core.lineage import Row
 from synthwright.judges.base import PairItem, PairResult, short_model_name
 from synthwright.judges.prompts import PairwisePrompt
 from synthwright.ranking.pairs import select_pairs
+from synthwright.reranker.queries import JUDGE_CONTEXT_LABELS, JUDGE_INSTRUCTIONS
 
 EMBEDDING_TEMPERATURE = 0.05
 
@@ -109,7 +110,5 @@ def judge_batch(rows: list[Row], options, context, step_name: str, llm_specs: Se
 
 
 def _prompt(options, style: str) -> PairwisePrompt:
-    from synthwright.reranker.steps import CONTEXT_LABELS, INSTRUCTIONS
-
-    return PairwisePrompt(instruction=options.instruction or INSTRUCTIONS.get(style, INSTRUCTIONS["question"]),
-                          context_label=CONTEXT_LABELS.get(style, "Query"))
+    return PairwisePrompt(instruction=options.instruction or JUDGE_INSTRUCTIONS.get(style, JUDGE_INSTRUCTIONS["question"]),
+                          context_label=JUDGE_CONTEXT_LABELS.get(style, "Query"))

@@ -39,13 +39,20 @@ STYLE_INSTRUCTIONS = {
     ),
 }
 STYLE_WORDS = {"claim": (4, 40), "question": (4, 40), "keyword": (1, 8)}
+# The pairwise question for the LLM judge, fitted to the query style (SciFact's queries are claims).
+JUDGE_INSTRUCTIONS = {
+    "claim": "Which of the two documents gives evidence about the claim? Reply with 1 or 2.",
+    "question": "Which of the two documents answers the search query? Reply with 1 or 2.",
+    "keyword": "Which of the two documents answers the search query? Reply with 1 or 2.",
+}
+JUDGE_CONTEXT_LABELS = {"claim": "Claim", "question": "Query", "keyword": "Query"}
 DOC_QUERY_PROMPT = "{{ instruction }}\n\nPassage: {{ document }}"
 DEFAULT_DOC_CHARS = 1200
 
-_LABEL = re.compile(r"^\s*(?:[-*#>]+\s*)?(?:\*\*|__)?\s*(?:claim|question|query|search query|keywords?|answer)\s*\d*\s*(?:\*\*|__)?\s*[:\-]\s*(?:\*\*|__)?\s*", re.I)
+_LABEL = re.compile(r"^\s*(?:[-*#>]+\s*)?(?:\*\*|__)?\s*(?:claim|question|query|search query|keywords?|answer)\s*\d*\s*(?:\*\*|__)?\s*[:\-]\s*(?:\*\*|__)?\s*", re.IGNORECASE)
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _QUOTES = "\"'`“”‘’«»"
-_MENTIONS = re.compile(r"\b(?:the|this|that|above|given)\s+(?:passage|text|document|article|abstract|excerpt|study|paper)\b", re.I)
+_MENTIONS = re.compile(r"\b(?:the|this|that|above|given)\s+(?:passage|text|document|article|abstract|excerpt|study|paper)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

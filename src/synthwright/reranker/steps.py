@@ -17,11 +17,25 @@ from typing import Any, Literal
 from pydantic import Field
 
 from synthwright.core.lineage import Row, derive_id, with_meta
-from synthwright.core.step import BatchResult, RowStep, SourceStep, Stage, StepOptions, register_step
+from synthwright.core.step import (
+    BatchResult,
+    RowStep,
+    SourceStep,
+    Stage,
+    StepOptions,
+    register_step,
+)
 from synthwright.errors import UserError
 from synthwright.recipes.generate_step import GenerateOptions, GenerateStep
 from synthwright.reranker.corpus import corpus_fingerprint, corpus_texts, open_corpus
-from synthwright.reranker.queries import DEFAULT_DOC_CHARS, DOC_QUERY_PROMPT, STYLE_INSTRUCTIONS, judge_query, truncate_document
+from synthwright.reranker.queries import (
+    DEFAULT_DOC_CHARS,
+    DOC_QUERY_PROMPT,
+    JUDGE_INSTRUCTIONS,
+    STYLE_INSTRUCTIONS,
+    judge_query,
+    truncate_document,
+)
 
 DEFAULT_TEACHER = "llamacpp:qwen2.5-coder-1.5b"
 Style = Literal["claim", "question", "keyword"]
@@ -171,12 +185,6 @@ class PairJudgeOptions(StepOptions):
     n_random: int = Field(2, ge=0)
 
 
-INSTRUCTIONS = {
-    "claim": "Which of the two documents gives evidence about the claim? Reply with 1 or 2.",
-    "question": "Which of the two documents answers the search query? Reply with 1 or 2.",
-    "keyword": "Which of the two documents answers the search query? Reply with 1 or 2.",
-}
-CONTEXT_LABELS = {"claim": "Claim", "question": "Query", "keyword": "Query"}
 
 
 @register_step("pair_judge")
@@ -198,7 +206,7 @@ class PairJudgeStep(RowStep):
         return CorpusStep._spec(self)
 
     def fingerprint_extra(self) -> dict[str, Any]:
-        return {**corpus_fingerprint(self._spec()), "instructions": INSTRUCTIONS}
+        return {**corpus_fingerprint(self._spec()), "instructions": JUDGE_INSTRUCTIONS}
 
     def process(self, rows: list[Row]) -> BatchResult:
         from synthwright.reranker.judging import judge_batch
@@ -288,7 +296,11 @@ class TrainStudentStage(Stage):
         return CorpusStep._spec(self)
 
     def run(self, rows: Iterable[Row]) -> BatchResult:
-        from synthwright.reranker.student import QueryLabels, TrainSettings, train_student
+        from synthwright.reranker.student import (
+            QueryLabels,
+            TrainSettings,
+            train_student,
+        )
 
         o = self.options
         rows = list(rows)

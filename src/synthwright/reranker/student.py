@@ -122,7 +122,7 @@ def train_student(
     groups: Sequence[QueryLabels],
     texts: Mapping[str, str],
     out_dir: str | Path,
-    settings: TrainSettings = TrainSettings(),
+    settings: TrainSettings | None = None,
     validation: Sequence[QueryLabels] | None = None,
     base_model: str | None = None,
 ) -> TrainedStudent:
@@ -132,8 +132,9 @@ def train_student(
     _require_training()
     import time
 
+    settings = settings or TrainSettings()
+
     import torch
-    from datasets import Dataset
 
     from synthwright.embed.local import minilm_path
 
@@ -161,7 +162,12 @@ def train_student(
 
 def _cross_trainer(base: str, settings: TrainSettings, out_dir: Path, rows, validation_rows):
     from datasets import Dataset
-    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments, losses
+    from sentence_transformers.cross_encoder import (
+        CrossEncoder,
+        CrossEncoderTrainer,
+        CrossEncoderTrainingArguments,
+        losses,
+    )
 
     model = CrossEncoder(base, num_labels=1, max_length=settings.max_length, local_files_only=True)
     loss = losses.BinaryCrossEntropyLoss(model)
@@ -175,7 +181,12 @@ def _cross_trainer(base: str, settings: TrainSettings, out_dir: Path, rows, vali
 
 def _bi_trainer(base: str, settings: TrainSettings, out_dir: Path, rows, validation_rows):
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+        losses,
+    )
 
     model = SentenceTransformer(base, local_files_only=True)
     model.max_seq_length = settings.max_length
@@ -235,4 +246,6 @@ class StudentReranker:
 
 def _saved_kind(path: Path) -> StudentKind:
     """A cross-encoder saves a sequence-classification config; a bi-encoder a pooling module."""
-    return "bi" if (path / "1_Pooling").is_dir() or (path / "modules.json").is_file() and "Pooling" in (path / "modules.json").read_text() else "cross"
+    modules = path / "modules.json"
+    has_pooling = (path / "1_Pooling").is_dir() or (modules.is_file() and "Pooling" in modules.read_text())
+    return "bi" if has_pooling else "cross"
