@@ -301,3 +301,30 @@ def test_cli_with_a_cache_file_that_is_not_sqlite(job, tmp_path, command):
     assert len(lines) == 2 and lines[1].startswith("  fix: ")
     assert bogus.read_bytes() == b"\x00\x01garbage" * 200  # left untouched
     assert not job["output"].exists()
+
+
+def _open_cache_at(path: str, start_at: float) -> str:
+    """Child process: wait for the common start time, open the cache, write one row."""
+    while time.time() < start_at:
+        pass
+    try:
+        cache = RequestCache(path)
+        cache.queue_response(f"key-{time.time_ns()}", "m", LLMResponse(text="x"))
+        cache.flush()
+        return "ok"
+    except Exception as exc:  # returned, so the parent can show which process failed and why
+        return repr(exc)
+
+
+def test_many_processes_opening_a_new_cache_at_once(tmp_path):
+    """Ray workers open one fresh cache file together; none of them may fail with "locked"."""
+    import multiprocessing
+
+    for attempt in range(3):  # the race needs the processes to collide; repeat to give it chances
+        path = str(tmp_path / f"shared-{attempt}.sqlite")
+        with multiprocessing.get_context("spawn").Pool(6) as pool:
+            start_at = time.time() + 1.5  # after the pool's processes have started
+            results = pool.starmap(_open_cache_at, [(path, start_at)] * 6)
+        assert results == ["ok"] * 6
+        with closing(sqlite3.connect(path)) as db:
+            assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 6

@@ -142,8 +142,17 @@ def test_killed_worker_loses_and_repeats_nothing(tmp_path, ray_cluster):
         driver = threading.Thread(target=drive, daemon=True)
         driver.start()
         # Two batch tasks (8 requests each) run; 5 answers are out and committed, the rest wait at the gate.
-        wait_for(lambda: stub.stats()["waiting"] == 2 * BATCH * 2 - answered_first and committed_responses(cache) == answered_first,
-                 timeout=180, what="both batch tasks stuck at the gate")
+        seen: dict = {}
+
+        def both_at_gate() -> bool:
+            assert "error" not in outcome, f"the run failed before the kill: {outcome['error']!r}"
+            seen.update(stub.stats(), committed=committed_responses(cache))
+            return seen["waiting"] == 2 * BATCH * 2 - answered_first and seen["committed"] == answered_first
+
+        try:
+            wait_for(both_at_gate, timeout=180, what="both batch tasks stuck at the gate")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last seen {seen}") from None
         workers = ray_worker_pids("process_batch")
         assert len(workers) == 2, workers
         for pid in workers:  # both, so both batches rerun and all 5 answers must come from the cache

@@ -71,10 +71,7 @@ class RequestCache:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            self._db = self._open_shared()
         except sqlite3.DatabaseError as exc:
             raise UserError(
                 f"The request cache at {self.path} cannot be opened ({exc}).",
@@ -82,6 +79,32 @@ class RequestCache:
             ) from exc
         self._pending_responses: list[tuple[str, str, str, float]] = []
         self._pending_calls: list[tuple] = []
+
+    def _open_shared(self, patience_s: float = 60.0) -> sqlite3.Connection:
+        """Connect, switch to WAL and migrate, waiting out other processes doing the same.
+
+        Several workers (Ray tasks, parallel runs) often open a new cache file at once. Switching
+        the journal mode and the first schema writes can answer "database is locked" at once,
+        without waiting for the busy timeout (SQLite refuses to wait where waiting could
+        deadlock), so the whole opening is retried with a short backoff.
+        """
+        deadline = time.monotonic() + patience_s
+        delay = 0.05
+        while True:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                self._db = db
+                self._migrate()
+                return db
+            except sqlite3.OperationalError as exc:
+                db.close()
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     def _migrate(self) -> None:
         self._db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied REAL NOT NULL)")
