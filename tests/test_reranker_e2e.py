@@ -35,6 +35,9 @@ EVAL_QUERIES = {"q1": ("why does bread dough rise", "bread"), "q2": ("what cause
                 "q3": ("how do owls fly silently", "owls"), "q4": ("why does iron rust in salt water", "rust")}
 BUDGET = 4
 SYSTEMS = ("BM25", "dense (MiniLM)", "hybrid (RRF)", "student: rerank top 30", "hybrid + student (RRF)", "BM25 + student (RRF)")
+# The bi-encoder run also evaluates the teacher as a pointwise reranker (2 sampled queries x top 3).
+TEACHER_RERANK = {"cross": (), "bi": ("--teacher-rerank", "2", "--teacher-rerank-depth", "3")}
+TEACHER_SYSTEMS = ("hybrid (RRF) [2 sampled queries]", "teacher (smollm2-135m): rerank hybrid top 3 [2 sampled queries]")
 
 
 @pytest.fixture
@@ -59,7 +62,7 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
         "reranker", "--corpus", str(beir_files["corpus"]), "--teacher", "llamacpp:smollm2-135m", "--budget", str(BUDGET),
         "--candidates", "4", "--pairs-per-query", "6", "--epochs", "1", "--max-length", "64", "--student", student,
         "--eval-queries", str(beir_files["queries"]), "--eval-qrels", str(beir_files["qrels"]), "--run-dir", str(run_dir),
-        timeout=480,
+        *TEACHER_RERANK[student], timeout=480,
     )
     took = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-3000:]
@@ -101,12 +104,16 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
     # Evaluation on the real queries: every system, every metric in [0, 1].
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
     assert evaluation["queries"] == len(EVAL_QUERIES)
-    assert set(evaluation["table"]) == set(SYSTEMS)
+    with_teacher = bool(TEACHER_RERANK[student])
+    assert set(evaluation["table"]) == set(SYSTEMS) | (set(TEACHER_SYSTEMS) if with_teacher else set())
+    if with_teacher:  # one yes/no request per (sampled query, document), counted in the step's stats
+        assert rundir.merged_stats("evaluation").requests_sent == 2 * 3
+        assert TEACHER_SYSTEMS[1] in evaluation["gains"] and "6 documents scored" in evaluation["notes"][0]
     for name, metrics in evaluation["table"].items():
         assert set(metrics) == {"ndcg@10", "mrr@10", "recall@100"}, name
         assert all(0.0 <= value <= 1.0 for value in metrics.values()), (name, metrics)
     assert evaluation["table"]["BM25"]["recall@100"] == 1.0  # twelve documents: everything is retrieved
-    assert set(evaluation["gains"]) == {"student: rerank top 30", "hybrid + student (RRF)", "BM25 + student (RRF)"}
+    assert set(evaluation["gains"]) - {TEACHER_SYSTEMS[1]} == {"student: rerank top 30", "hybrid + student (RRF)", "BM25 + student (RRF)"}
 
     report = (run_dir / "report.html").read_text(encoding="utf-8")
     for section in ("<h2>Data</h2>", "<h2>Judges</h2>", "<h2>Labels</h2>", "<h2>Student</h2>", "<h2>Evaluation on 4 real queries</h2>"):

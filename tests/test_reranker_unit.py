@@ -511,3 +511,86 @@ def test_the_example_yaml_pipeline_plans():
     assert [p.step.type_name for p in plan] == [
         "corpus", "doc_queries", "dedup", "candidates", "pair_judge", "recover_labels", "export",
         "train_student", "evaluate_reranker", "reranker_report"]
+
+
+# -- human calibration sample -------------------------------------------------------------------
+CAL_DOCS = {
+    "bees": "Honey bees live in colonies ruled by a single queen. Worker bees collect nectar and make honey.",
+    "wasps": "Wasps build paper nests and hunt other insects; unlike bees they make no honey.",
+    "ants": "Ants live in colonies with a queen and workers that forage for food.",
+    "tides": "Tides are caused by the gravitational pull of the Moon and the Sun on the oceans.",
+    "moon": "The Moon orbits the Earth every 27 days and always shows the same face.",
+    "rust": "Iron rusts when it reacts with oxygen and water to form iron oxide.",
+    "bread": "Bread dough rises because yeast ferments sugar and releases carbon dioxide.",
+    "owls": "Owls hunt at night using excellent hearing and silent flight.",
+}
+CAL_QUERIES = {"q1": "how do bees make honey", "q2": "what causes ocean tides", "q3": "why does iron rust"}
+CAL_QRELS = {"q1": {"bees": 1}, "q2": {"tides": 1}, "q3": {"rust": 1}}
+
+
+def test_calibration_sample_measures_each_member_on_real_labels():
+    from synthwright.core.step import StepContext
+    from synthwright.ranking.retrieval import Retriever
+    from synthwright.reranker.calibration import CalibrationOptions, calibrate_members, calibration_rows, known_answers
+    from synthwright.reranker.judging import judge_batch
+
+    corpus = {doc: {"_id": doc, "title": "", "text": text} for doc, text in CAL_DOCS.items()}
+    rows = calibration_rows(CAL_QUERIES, CAL_QRELS, Retriever(corpus), style="question", seed=0)
+    assert [row["query_id"] for row in rows] == ["q1", "q2", "q3"]
+    for row in rows:
+        relevant = next(iter(CAL_QRELS[row["query_id"]]))
+        assert row["doc_id"] == relevant and len(row["candidates"]) == 2 and relevant not in row["candidates"]
+        assert len(row["bm25"]) == len(row["dense"]) == 3
+    judged, usage = judge_batch(rows, CalibrationOptions(["bm25", "embedding"]), StepContext(), "calibration", [], CAL_DOCS)
+    assert usage == []
+    # Every pair sets the relevant document against one negative, and every member judged it.
+    assert all(len(row["comparisons"]) == 2 for row in judged)
+    assert all(row["doc_id"] in (c["a"], c["b"]) and set(c["by"]) == {"bm25", "embedding"} for row in judged for c in row["comparisons"])
+    assert len(known_answers(judged)) == 6
+    report = calibrate_members(judged, ["bm25", "embedding"])
+    assert report["queries"] == 3 and report["pairs"] == 6
+    for member in ("bm25", "embedding"):
+        figures = report["members"][member]
+        assert figures["anchor_pairs"] == 6 and 0.0 <= figures["accuracy"] <= 1.0
+        assert figures["accuracy"] == pytest.approx((figures["accuracy_hard"] + figures["accuracy_medium"]) / 2)
+    # MiniLM gets these easy questions right against the medium negative.
+    assert report["members"]["embedding"]["accuracy_medium"] == 1.0
+
+
+def test_recover_labels_takes_member_weights_from_the_calibration_report(tmp_path):
+    from synthwright.core.step import StepContext
+    from synthwright.reranker.steps import RecoverLabelsStage, RecoverOptions
+
+    context = StepContext(workdir=tmp_path, run_dir=tmp_path)
+    (tmp_path / "calibration.json").write_text(json.dumps({"members": {"llm": {"weight": 2.5}, "bm25": {"weight": 0.0}}}))
+    stage = RecoverLabelsStage("labels", RecoverOptions(calibration="calibration.json", report="report.json"), context)
+    result = stage.run(simulated_rows(3))
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["weights"] == {"bm25": 0.0, "llm": 2.5} and report["weights_from"] == "calibration sample"
+    assert len(result.kept) == 3
+
+    missing = RecoverLabelsStage("labels", RecoverOptions(calibration="nope.json"), context)
+    with pytest.raises(UserError, match="calibrate_judges"):
+        missing.run(simulated_rows(1))
+
+
+def test_reranker_steps_with_calibration_and_the_teacher_row():
+    from synthwright.cli.reranker import reranker_steps
+    from synthwright.pipeline.config import validate_pipeline
+
+    steps = reranker_steps("pydoc:topics", teacher="llamacpp:smollm2-135m", styles=["claim"], documents=10, budget=10,
+                           candidates=5, pairs_per_query=8, student="bi", epochs=1.0, max_length=64, eval_queries="/q.jsonl",
+                           eval_qrels="/r.tsv", teacher_queries=20, calibration_queries="/t.jsonl", calibration_qrels="/t.tsv",
+                           calibration_limit=40)
+    by_name = {step["name"]: step for step in steps}
+    assert list(by_name) == ["documents", "queries", "unique", "candidates", "judged", "labels", "dataset", "student",
+                             "calibration", "labels_calibrated", "student_calibrated", "evaluation", "report"]
+    assert by_name["calibration"]["with"]["limit"] == 40 and by_name["calibration"]["with"]["style"] == "claim"
+    assert by_name["labels_calibrated"]["with"]["calibration"] == "calibration.json"
+    evaluation = by_name["evaluation"]["with"]
+    assert evaluation["students"] == {"student": "student/model", "student (calibrated weights)": "student_calibrated/model"}
+    assert (evaluation["teacher"], evaluation["teacher_queries"], evaluation["teacher_style"]) == ("llamacpp:smollm2-135m", 20, "claim")
+    validate_pipeline({"name": "reranker", "steps": steps}, source="test")
+    by_name["calibration"]["with"]["limit"] = 51  # the method's limit: at most 50 labelled queries
+    with pytest.raises(UserError, match="limit"):
+        validate_pipeline({"name": "reranker", "steps": steps}, source="test")

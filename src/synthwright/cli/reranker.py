@@ -32,7 +32,8 @@ def reranker_steps(
     corpus: str, *, teacher: str, styles: list[str], documents: int | None, budget: int, candidates: int,
     pairs_per_query: int, student: str, epochs: float, max_length: int, eval_queries: str | None, eval_qrels: str | None,
     real_queries: str | None = None, real_qrels: str | None = None, real_limit: int | None = None, depth: int = 30,
-    judges: list[str] | None = None, corpus_size: int | None = None,
+    judges: list[str] | None = None, corpus_size: int | None = None, teacher_queries: int = 0, teacher_depth: int = 10,
+    calibration_queries: str | None = None, calibration_qrels: str | None = None, calibration_limit: int = 50,
 ) -> list[dict]:
     """The pipeline's steps, as YAML would spell them. `corpus_size` (documents in the corpus)
     spreads the LLM budget over the queries there will be when `documents` samples none or more."""
@@ -60,9 +61,21 @@ def reranker_steps(
             **training, "output": "student_real", "label_source": "real", "real_queries": real_queries,
             "real_qrels": real_qrels, "real_limit": real_limit}})
         students["real-label student"] = "student_real/model"
+    if calibration_queries and calibration_qrels:
+        # Same judgments, members weighted by their accuracy on the human sample instead of on anchors.
+        steps += [
+            {"name": "calibration", "uses": "calibrate_judges", "input": steps[-1]["name"], "with": {
+                "corpus": corpus, "queries": calibration_queries, "qrels": calibration_qrels, "limit": calibration_limit,
+                "judges": judges, "style": styles[0]}},
+            {"name": "labels_calibrated", "uses": "recover_labels", "with": {"calibration": "calibration.json", "report": "labels_calibrated.json"}},
+            {"name": "student_calibrated", "uses": "train_student", "with": {**training, "output": "student_calibrated"}},
+        ]
+        students["student (calibrated weights)"] = "student_calibrated/model"
     if eval_queries and eval_qrels:
-        steps.append({"name": "evaluation", "uses": "evaluate_reranker", "input": steps[-1]["name"], "with": {
-            "corpus": corpus, "queries": eval_queries, "qrels": eval_qrels, "students": students, "depth": depth}})
+        evaluation = {"corpus": corpus, "queries": eval_queries, "qrels": eval_qrels, "students": students, "depth": depth}
+        if teacher_queries:
+            evaluation.update(teacher=teacher, teacher_queries=teacher_queries, teacher_depth=teacher_depth, teacher_style=styles[0])
+        steps.append({"name": "evaluation", "uses": "evaluate_reranker", "input": steps[-1]["name"], "with": evaluation})
     steps.append({"name": "report", "uses": "reranker_report", "input": steps[-1]["name"]})
     for step in steps:  # drop unset options, so the YAML shows only what was chosen
         if "with" in step:
@@ -89,6 +102,11 @@ def register(app: typer.Typer) -> None:
         real_queries: Path = typer.Option(None, "--real-train-queries", help="Also train a student on these real queries (comparison)."),
         real_qrels: Path = typer.Option(None, "--real-train-qrels", help="Their qrels."),
         real_limit: int = typer.Option(None, "--real-train-limit", min=1),
+        teacher_queries: int = typer.Option(0, "--teacher-rerank", min=0, help="Also evaluate the teacher as a pointwise reranker on this many sampled evaluation queries (one LLM call per document; 0: off)."),
+        teacher_depth: int = typer.Option(10, "--teacher-rerank-depth", min=1, help="Hybrid documents per query the teacher rescores."),
+        calibration_queries: Path = typer.Option(None, "--calibration-queries", help="A human calibration sample: real training queries (never the evaluation ones); members are weighted by their accuracy on it, and a second student is trained that way."),
+        calibration_qrels: Path = typer.Option(None, "--calibration-qrels", help="Their qrels."),
+        calibration_limit: int = typer.Option(50, "--calibration-limit", min=1, max=50, help="Queries in the calibration sample (at most 50)."),
         run_dir: Path = typer.Option(Path("runs/reranker"), "--run-dir"),
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
@@ -104,6 +122,8 @@ def register(app: typer.Typer) -> None:
             raise UserError("Give --eval-queries and --eval-qrels together.", "Both come from the same BEIR folder (queries.jsonl, qrels/*.tsv).")
         if (real_queries is None) != (real_qrels is None):
             raise UserError("Give --real-train-queries and --real-train-qrels together.")
+        if (calibration_queries is None) != (calibration_qrels is None):
+            raise UserError("Give --calibration-queries and --calibration-qrels together.")
         bad = [s for s in styles if s not in ("claim", "question", "keyword")]
         if bad:
             raise UserError(f"Unknown query style '{bad[0]}'.", "Use claim, question or keyword.")
@@ -117,6 +137,8 @@ def register(app: typer.Typer) -> None:
             pairs_per_query=pairs_per_query, student=student.value, epochs=epochs, max_length=max_length,
             eval_queries=_path(eval_queries), eval_qrels=_path(eval_qrels), real_queries=_path(real_queries),
             real_qrels=_path(real_qrels), real_limit=real_limit, depth=depth, corpus_size=corpus_size,
+            teacher_queries=teacher_queries, teacher_depth=teacher_depth, calibration_queries=_path(calibration_queries),
+            calibration_qrels=_path(calibration_qrels), calibration_limit=calibration_limit,
         )
         data = {"name": "reranker", "seed": seed, "steps": steps}
         config = validate_pipeline(data, source="synthwright reranker")

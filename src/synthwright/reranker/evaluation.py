@@ -3,9 +3,10 @@
 Systems, all over the same corpus: BM25, dense (MiniLM), hybrid (RRF of both), the student
 reranking the hybrid top `depth`, hybrid + student fused by RRF, and BM25 + student by RRF
 (the student in the dense model's place); RRF has no weight to tune, so nothing is fitted on
-the evaluation queries. Optionally the teacher itself as a pointwise
-reranker of the hybrid top 10 on a subset of queries (its quality ceiling, at its cost).
-The student's gain over hybrid comes with a paired bootstrap interval.
+the evaluation queries. Optionally the teacher itself as a pointwise reranker of the hybrid
+top 10 (P(Yes) to "does the document answer it?"), the quality ceiling at its cost: one LLM
+call per document, so it runs on a seeded sample of the queries and is compared with hybrid
+on that same sample. Every gain over hybrid comes with a paired bootstrap interval.
 """
 
 from __future__ import annotations
@@ -50,15 +51,12 @@ def judged_queries(queries_path, qrels_path) -> tuple[dict[str, str], dict[str, 
 
 def real_label_groups(queries_path, qrels_path, corpus_spec: str, *, limit: int | None = None, negatives: int = 7, seed: int = 0) -> list[QueryLabels]:
     """Real queries with real labels: judged documents 1, hybrid top non-judged ones 0."""
-    import random
-
     from synthwright.reranker.steps import shared_retriever
 
     queries, qrels = judged_queries(queries_path, qrels_path)
-    ids = sorted(queries)
-    if limit and limit < len(ids):
-        ids = sorted(random.Random(seed).sample(ids, limit))
-    runs = shared_retriever(corpus_spec).run({q: queries[q] for q in ids}, k=negatives + 10)
+    queries = sample_queries(queries, limit or len(queries), seed)
+    ids = list(queries)
+    runs = shared_retriever(corpus_spec).run(queries, k=negatives + 10)
     groups = []
     for qid in ids:
         labels = {doc: 1.0 for doc, grade in qrels[qid].items() if grade > 0}
@@ -68,15 +66,67 @@ def real_label_groups(queries_path, qrels_path, corpus_spec: str, *, limit: int 
 
 
 @dataclass
+class TeacherRerank:
+    """How to run the teacher as a pointwise reranker (see the module docstring)."""
+
+    model: str
+    queries: int = 30  # a seeded sample of the evaluation queries
+    depth: int = 10  # hybrid documents it rescores per query
+    style: str = "question"  # picks the yes/no question and what the query is called
+    max_chars: int = 450  # document characters it reads: prompt length is the cost
+    context: Any = None  # the StepContext (request cache, run seed)
+    step_name: str = "evaluation"
+
+
+def teacher_rerank(setup: TeacherRerank, queries: Mapping[str, str], first_stage: Mapping[str, list], texts: Mapping[str, str]):
+    """(reranked runs of the sampled queries, usage, failed documents). Documents are asked
+    query by query, so a query's prefix is evaluated once by llama.cpp."""
+    from synthwright.judges.base import PointItem, PointResult
+    from synthwright.judges.pointwise import RubricJudge
+    from synthwright.judges.rubric import Criterion, Rubric
+    from synthwright.reranker.queries import JUDGE_CONTEXT_LABELS, POINTWISE_QUESTIONS
+
+    rubric = Rubric(name="relevance", text_label="Document", context_label=JUDGE_CONTEXT_LABELS.get(setup.style, "Query"),
+                    criteria=(Criterion(name="relevant", question=POINTWISE_QUESTIONS.get(setup.style, POINTWISE_QUESTIONS["question"]),
+                                        binary=True, needs_context=True),))
+    judge = RubricJudge(setup.model, rubric, max_chars=setup.max_chars, context=setup.context, step_name=setup.step_name)
+    tops = {qid: [doc for doc, _ in first_stage[qid][: setup.depth]] for qid in queries}
+    items = [PointItem(text=texts[doc], context=queries[qid]) for qid, top in tops.items() for doc in top]
+    verdicts = iter(judge.score(items))
+    runs, failed = {}, 0
+    for qid, top in tops.items():
+        scores = []
+        for doc in top:
+            verdict = next(verdicts)
+            failed += not isinstance(verdict, PointResult)
+            scores.append(verdict.score if isinstance(verdict, PointResult) else 0.0)
+        # Stable: equal scores keep the first stage's order. The tail keeps its order below.
+        head = sorted(zip(top, scores), key=lambda item: -item[1])
+        runs[qid] = head + [(doc, -float(i)) for i, (doc, _) in enumerate(first_stage[qid][setup.depth:], 1)]
+    return runs, judge.usage, failed
+
+
+def sample_queries(queries: Mapping[str, str], n: int, seed: int) -> dict[str, str]:
+    """A seeded sample of n queries (all when n covers them), in id order."""
+    import random
+
+    ids = sorted(queries)
+    if n < len(ids):
+        ids = sorted(random.Random(seed).sample(ids, n))
+    return {qid: queries[qid] for qid in ids}
+
+
+@dataclass
 class Evaluation:
     table: dict[str, dict[str, float]]  # system -> metric -> value
     gains: dict[str, dict[str, float]] = field(default_factory=dict)  # system -> bootstrap of its gain over hybrid
     seconds: dict[str, float] = field(default_factory=dict)
     queries: int = 0
     notes: list[str] = field(default_factory=list)
+    llm_usage: list = field(default_factory=list)  # UsageTotals of LLM rerankers, for the step's accounting
 
     def to_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        return {k: v for k, v in self.__dict__.items() if k != "llm_usage"}
 
 
 def rerank(student, queries: Mapping[str, str], first_stage: Mapping[str, list], texts: Mapping[str, str], depth: int) -> dict[str, list]:
@@ -118,9 +168,10 @@ def evaluate_students(
     resamples: int = 2000,
     seed: int = 0,
     progress=None,
+    teacher: TeacherRerank | None = None,
 ) -> Evaluation:
     """Baselines and each student (name -> StudentReranker) on the real queries."""
-    from synthwright.ranking import evaluate, paired_bootstrap
+    from synthwright.ranking import evaluate
     from synthwright.reranker.steps import shared_retriever
 
     texts = corpus_texts(open_corpus(corpus_spec))
@@ -150,6 +201,38 @@ def evaluate_students(
     for name, run in runs.items():
         if name in ("BM25", "dense (MiniLM)", "hybrid (RRF)"):
             continue
-        boot = paired_bootstrap(hybrid, run, qrels, "ndcg@10", n_resamples=resamples, seed=seed)
-        gains[name] = {"difference": boot.difference, "low": boot.low, "high": boot.high, "p_value": boot.p_value}
-    return Evaluation(table, gains, seconds, len(queries))
+        gains[name] = _gain(hybrid, run, qrels, resamples, seed)
+    evaluation = Evaluation(table, gains, seconds, len(queries))
+    if teacher is not None and teacher.queries > 0:
+        _add_teacher(evaluation, teacher, queries, qrels, hybrid, texts, resamples, seed)
+    return evaluation
+
+
+def _gain(baseline, run, qrels, resamples: int, seed: int) -> dict[str, float]:
+    from synthwright.ranking import paired_bootstrap
+
+    boot = paired_bootstrap(baseline, run, qrels, "ndcg@10", n_resamples=resamples, seed=seed)
+    return {"difference": boot.difference, "low": boot.low, "high": boot.high, "p_value": boot.p_value}
+
+
+def _add_teacher(evaluation: Evaluation, setup: TeacherRerank, queries, qrels, hybrid, texts, resamples: int, seed: int) -> None:
+    """The teacher's rows: it and hybrid on the same sampled queries, and its gain there."""
+    from synthwright.judges.base import short_model_name
+    from synthwright.ranking import evaluate
+
+    sample = sample_queries(queries, setup.queries, seed)
+    sub_qrels = {qid: qrels[qid] for qid in sample}
+    started = time.perf_counter()
+    reranked, usage, failed = teacher_rerank(setup, sample, hybrid, texts)
+    seconds = time.perf_counter() - started
+    label = f"[{len(sample)} sampled queries]"
+    name = f"teacher ({short_model_name(setup.model)}): rerank hybrid top {setup.depth} {label}"
+    evaluation.table[f"hybrid (RRF) {label}"] = evaluate({q: hybrid[q] for q in sample}, sub_qrels, METRICS)
+    evaluation.table[name] = evaluate(reranked, sub_qrels, METRICS)
+    evaluation.gains[name] = _gain({q: hybrid[q] for q in sample}, reranked, sub_qrels, resamples, seed)
+    evaluation.seconds[name] = seconds
+    evaluation.llm_usage.append(usage)
+    documents = sum(min(setup.depth, len(hybrid[q])) for q in sample)
+    evaluation.notes.append(
+        f"{name}: {documents} documents scored, {usage.sent} LLM requests sent ({usage.cache_hits} from the cache), "
+        f"{failed} failed, {seconds:.0f} s ({seconds / max(documents, 1):.2f} s per document).")

@@ -46,6 +46,12 @@ JUDGE_INSTRUCTIONS = {
     "keyword": "Which of the two documents answers the search query? Reply with 1 or 2.",
 }
 JUDGE_CONTEXT_LABELS = {"claim": "Claim", "question": "Query", "keyword": "Query"}
+# The yes/no question for the teacher used directly as a pointwise reranker (score = P(Yes)).
+POINTWISE_QUESTIONS = {
+    "claim": "Does the document give evidence about the claim, supporting or refuting it?",
+    "question": "Does the document answer the search query?",
+    "keyword": "Does the document answer the search query?",
+}
 DOC_QUERY_PROMPT = "{{ instruction }}\n\nPassage: {{ document }}"
 DEFAULT_DOC_CHARS = 1200
 

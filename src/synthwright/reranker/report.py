@@ -116,8 +116,9 @@ def _evaluation_section(run_dir: Path) -> str:
     table = _table(["system", *metrics], [[name, *values.values()] for name, values in evaluation["table"].items()])
     gains = _table(["system", "nDCG@10 gain over hybrid", "95% low", "95% high", "p"],
                    [[name, g["difference"], g["low"], g["high"], g["p_value"]] for name, g in evaluation["gains"].items()])
+    notes = "".join(f"<p>{_e(note)}</p>" for note in evaluation.get("notes") or ())
     return (f"<h2>Evaluation on {evaluation['queries']} real queries</h2>{table}"
-            f"<h3>Gain over hybrid (paired bootstrap)</h3>{gains}")
+            f"<h3>Gain over hybrid (paired bootstrap; sampled rows against hybrid on the same sample)</h3>{gains}{notes}")
 
 
 def render(run_dir: Path, rows: Sequence[dict], title: str) -> str:

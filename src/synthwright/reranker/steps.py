@@ -226,6 +226,7 @@ class RecoverOptions(StepOptions):
     prior_std: float = Field(3.0, gt=0)
     weights: dict[str, float] | Literal["reliability", "equal"] = Field("reliability", description="Member weights: measured on anchor pairs, equal, or given")
     drop: list[str] = Field([], description="Members to leave out (ablation)")
+    calibration: str | None = Field(None, description="weights: reliability from this calibrate_judges report (inside the run folder) instead of anchor pairs")
     report: str | None = "labels_report.json"
 
 
@@ -244,8 +245,9 @@ class RecoverLabelsStage(Stage):
         result = BatchResult.for_input(len(rows))
         members = sorted({m for row in rows for c in row.get("comparisons") or () for m, p in (c.get("by") or {}).items() if p is not None} - set(self.options.drop))
         reliability = estimate_reliability(rows, members)
+        calibrated = self._calibrated_weights(members)
         if self.options.weights == "reliability":
-            weights = {m: r.weight for m, r in reliability.items()}
+            weights = {m: calibrated.get(m, r.weight) for m, r in reliability.items()}
         elif self.options.weights == "equal":
             weights = {m: 1.0 for m in members}
         else:
@@ -262,10 +264,72 @@ class RecoverLabelsStage(Stage):
             result.keep({**row, "labels": labels})
         if self.options.report:
             report = {"members": {m: r.to_dict() for m, r in reliability.items()}, "weights": weights, "scales": scales,
+                      "weights_from": "calibration sample" if calibrated else self.options.weights if isinstance(self.options.weights, str) else "given",
                       "queries": len(recovered), "comparisons": sum(len(r.get("comparisons") or ()) for r in rows)}
             path = self.context.output_path(self.options.report)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        return result
+
+
+    def _calibrated_weights(self, members: list[str]) -> dict[str, float]:
+        """Member weights measured on the human calibration sample, when one is named."""
+        if not self.options.calibration:
+            return {}
+        path = self.context.output_path(self.options.calibration)
+        if not path.is_file():
+            raise UserError(f"The calibration report '{path}' does not exist.",
+                            "Run a calibrate_judges step before this one (its `output` is the file to name here).")
+        measured = json.loads(path.read_text(encoding="utf-8"))["members"]
+        return {m: measured[m]["weight"] for m in members if m in measured}
+
+
+# -- calibration ----------------------------------------------------------------------------------
+class CalibrateOptions(StepOptions):
+    corpus: str
+    queries: str = Field(description="Real training queries (BEIR queries.jsonl): never the evaluation queries")
+    qrels: str = Field(description="Their qrels (BEIR TSV)")
+    limit: int = Field(50, ge=1, le=50, description="Queries in the sample (seeded); the method allows at most 50")
+    judges: list[str] = Field(["bm25", "embedding", DEFAULT_TEACHER], min_length=1, description="The ensemble members, as in pair_judge")
+    style: Style = Field("question", description="Query style of the real queries (picks the LLM's question)")
+    max_chars: int = Field(450, ge=50)
+    output: str = "calibration.json"
+
+
+@register_step("calibrate_judges")
+class CalibrateJudgesStage(Stage):
+    Options = CalibrateOptions
+    description = "Judge a small human-labelled sample (<= 50 real queries with qrels) with every member: accuracy and weight on real labels; rows pass through."
+
+    def _spec(self) -> str:
+        return CorpusStep._spec(self)
+
+    def fingerprint_extra(self) -> dict[str, Any]:
+        return {**corpus_fingerprint(self._spec()), "instructions": JUDGE_INSTRUCTIONS}
+
+    def run(self, rows: Iterable[Row]) -> BatchResult:
+        from synthwright.reranker.calibration import CalibrationOptions, calibrate_members, calibration_rows
+        from synthwright.reranker.evaluation import judged_queries, sample_queries
+        from synthwright.reranker.judging import judge_batch
+
+        o = self.options
+        rows = list(rows)
+        result = BatchResult.for_input(len(rows))
+        queries, qrels = judged_queries(self.context.resolve(o.queries), self.context.resolve(o.qrels))
+        sample = sample_queries(queries, o.limit, self.context.run_seed)
+        calibration = calibration_rows(sample, qrels, shared_retriever(self._spec()), style=o.style, seed=self.context.run_seed)
+        llm_specs = [spec for spec in o.judges if spec not in ("bm25", "embedding")]
+        judged, usage = judge_batch(calibration, CalibrationOptions(o.judges, o.max_chars), self.context, self.name, llm_specs,
+                                    corpus_texts(open_corpus(self._spec())))
+        members = sorted({m for row in judged for c in row["comparisons"] for m in c["by"]})
+        report = {**calibrate_members(judged, members), "rows": judged}
+        path = self.context.output_path(o.output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        for spec_usage in usage:
+            result.stats.add_usage(spec_usage)
+        for row in rows:
+            result.keep(row)
         return result
 
 
@@ -351,6 +415,11 @@ class EvaluateOptions(StepOptions):
     depth: int = Field(30, ge=1, description="How many first-stage documents the student reranks")
     resamples: int = Field(2000, ge=100)
     output: str = "evaluation.json"
+    teacher: str | None = Field(None, description="Also rerank with this LLM used directly, pointwise (the quality ceiling at its cost)")
+    teacher_queries: int = Field(30, ge=1, description="Evaluation queries (seeded sample) the teacher reranks: one LLM call per document")
+    teacher_depth: int = Field(10, ge=1, description="Hybrid documents per query the teacher rescores")
+    teacher_style: Style = Field("question", description="Query style of the evaluation queries: picks the teacher's yes/no question")
+    teacher_max_chars: int = Field(450, ge=50, description="Document characters the teacher reads")
 
 
 @register_step("evaluate_reranker")
@@ -367,7 +436,7 @@ class EvaluateRerankerStage(Stage):
         return {**corpus_fingerprint(self._spec()), "systems": "with BM25 + student"}
 
     def run(self, rows: Iterable[Row]) -> BatchResult:
-        from synthwright.reranker.evaluation import evaluate_students, judged_queries
+        from synthwright.reranker.evaluation import TeacherRerank, evaluate_students, judged_queries
         from synthwright.reranker.student import StudentReranker
 
         o = self.options
@@ -375,9 +444,14 @@ class EvaluateRerankerStage(Stage):
         result = BatchResult.for_input(len(rows))
         queries, qrels = judged_queries(self.context.resolve(o.queries), self.context.resolve(o.qrels))
         students = {name: StudentReranker(self.context.output_path(path)) for name, path in o.students.items()}
-        evaluation = evaluate_students(self._spec(), queries, qrels, students, depth=o.depth, resamples=o.resamples, seed=self.context.run_seed)
+        teacher = TeacherRerank(o.teacher, o.teacher_queries, o.teacher_depth, o.teacher_style, o.teacher_max_chars,
+                                context=self.context, step_name=self.name) if o.teacher else None
+        evaluation = evaluate_students(self._spec(), queries, qrels, students, depth=o.depth, resamples=o.resamples,
+                                       seed=self.context.run_seed, teacher=teacher)
         path = self.context.output_path(o.output)
         path.write_text(json.dumps(evaluation.to_dict(), indent=2), encoding="utf-8")
+        for usage in evaluation.llm_usage:
+            result.stats.add_usage(usage)
         for row in rows:
             result.keep(row)
         return result
