@@ -129,3 +129,28 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
     for step in ("documents", "queries", "unique", "candidates", "judged", "labels", "dataset", "student", "evaluation", "report"):
         assert f"{step}: up to date" in again.stderr, (step, again.stderr[-2000:])
     assert len(calls(isolated_cache)) == calls_before
+
+
+def test_rewrite_queries_keeps_originals_and_adds_checked_rewrites(tmp_path, smollm_path):
+    """The rewrite step on three queries with the tiny teacher: each original is kept, each
+    rewrite points back to it, and every rewrite is kept or dropped with a reason."""
+    from synthwright.core.step import StepContext
+    from synthwright.reranker.steps import RewriteQueriesOptions, RewriteQueriesStep
+
+    rows = []
+    for doc_id in ("bread", "tides", "owls"):
+        title, text = DOCUMENTS[doc_id]
+        rows.append({"doc_id": doc_id, "document": f"{title}. {text}", "style": "question", "query": EVAL_QUERIES[
+            {"bread": "q1", "tides": "q2", "owls": "q3"}[doc_id]][0], "query_id": f"id-{doc_id}", "_meta": {"id": f"id-{doc_id}"}})
+    step = RewriteQueriesStep("rewritten", RewriteQueriesOptions(model="llamacpp:smollm2-135m"), StepContext(workdir=tmp_path))
+    result = step.process(rows)
+    originals = [row for row in result.kept if "query_original" not in row]
+    rewrites = [row for row in result.kept if "query_original" in row]
+    assert originals == rows
+    assert len(rewrites) + len(result.dropped) + len(result.failed) == 3
+    assert result.stats.rows_out == len(result.kept) == 3 + len(rewrites)
+    for row in rewrites:
+        parent = next(r for r in rows if r["_meta"]["id"] == row["_meta"]["parents"][0])
+        assert row["query_original"] == parent["query"] and row["doc_id"] == parent["doc_id"]
+        assert row["query_id"] == row["_meta"]["id"] != parent["query_id"] and row["query"] and row["query"] != parent["query"]
+    assert {reason for _, reason in result.dropped} <= {"too_short", "too_long", "mentions_document", "copies_document", "unchanged"}

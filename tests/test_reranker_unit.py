@@ -581,10 +581,11 @@ def test_reranker_steps_with_calibration_and_the_teacher_row():
     steps = reranker_steps("pydoc:topics", teacher="llamacpp:smollm2-135m", styles=["claim"], documents=10, budget=10,
                            candidates=5, pairs_per_query=8, student="bi", epochs=1.0, max_length=64, eval_queries="/q.jsonl",
                            eval_qrels="/r.tsv", teacher_queries=20, calibration_queries="/t.jsonl", calibration_qrels="/t.tsv",
-                           calibration_limit=40)
+                           calibration_limit=40, rewrite=True)
     by_name = {step["name"]: step for step in steps}
-    assert list(by_name) == ["documents", "queries", "unique", "candidates", "judged", "labels", "dataset", "student",
+    assert list(by_name) == ["documents", "queries", "rewritten", "unique", "candidates", "judged", "labels", "dataset", "student",
                              "calibration", "labels_calibrated", "student_calibrated", "evaluation", "report"]
+    assert by_name["judged"]["with"]["llm_pairs_per_query"] == pytest.approx(10 / 20)  # rewrites double the queries
     assert by_name["calibration"]["with"]["limit"] == 40 and by_name["calibration"]["with"]["style"] == "claim"
     assert by_name["labels_calibrated"]["with"]["calibration"] == "calibration.json"
     evaluation = by_name["evaluation"]["with"]
@@ -594,3 +595,14 @@ def test_reranker_steps_with_calibration_and_the_teacher_row():
     by_name["calibration"]["with"]["limit"] = 51  # the method's limit: at most 50 labelled queries
     with pytest.raises(UserError, match="limit"):
         validate_pipeline({"name": "reranker", "steps": steps}, source="test")
+
+
+def test_report_shows_the_calibration_sample(tmp_path):
+    from synthwright.reranker.report import _calibration_section
+
+    assert _calibration_section(tmp_path) == ""  # no calibration step in the run
+    member = {"anchor_pairs": 100, "accuracy": 0.71, "accuracy_hard": 0.6, "accuracy_medium": 0.82, "weight": 0.9, "first_wins": None}
+    (tmp_path / "calibration.json").write_text(json.dumps({"queries": 50, "pairs": 100, "members": {"<bm25>": member}}))
+    html = _calibration_section(tmp_path)
+    assert "&lt;bm25&gt;" in html and "<bm25>" not in html  # names from data are escaped
+    assert "0.71" in html and "0.82" in html and "50 queries, 100 pairs" in html

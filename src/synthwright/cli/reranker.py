@@ -34,16 +34,18 @@ def reranker_steps(
     real_queries: str | None = None, real_qrels: str | None = None, real_limit: int | None = None, depth: int = 30,
     judges: list[str] | None = None, corpus_size: int | None = None, teacher_queries: int = 0, teacher_depth: int = 10,
     calibration_queries: str | None = None, calibration_qrels: str | None = None, calibration_limit: int = 50,
+    rewrite: bool = False,
 ) -> list[dict]:
     """The pipeline's steps, as YAML would spell them. `corpus_size` (documents in the corpus)
     spreads the LLM budget over the queries there will be when `documents` samples none or more."""
     sampled = min(documents, corpus_size) if documents and corpus_size else documents or corpus_size or 100
-    n_queries = max(1, sampled * len(styles))
+    n_queries = max(1, sampled * len(styles)) * (2 if rewrite else 1)  # a rewrite adds about one query per query
     judges = judges or ["bm25", "embedding", teacher]
     training = {"corpus": corpus, "kind": student, "epochs": epochs, "max_length": max_length}
     steps = [
         {"name": "documents", "uses": "corpus", "with": {"corpus": corpus, "sample": documents, "styles": styles}},
         {"name": "queries", "uses": "doc_queries", "with": {"model": teacher}},
+        *([{"name": "rewritten", "uses": "rewrite_queries", "with": {"model": teacher}}] if rewrite else []),
         {"name": "unique", "uses": "dedup", "with": {"column": "query", "method": "semantic", "epsilon": 0.1}},
         {"name": "candidates", "uses": "candidates", "with": {"corpus": corpus, "k": candidates}},
         {"name": "judged", "uses": "pair_judge", "with": {
@@ -102,6 +104,7 @@ def register(app: typer.Typer) -> None:
         real_queries: Path = typer.Option(None, "--real-train-queries", help="Also train a student on these real queries (comparison)."),
         real_qrels: Path = typer.Option(None, "--real-train-qrels", help="Their qrels."),
         real_limit: int = typer.Option(None, "--real-train-limit", min=1),
+        rewrite: bool = typer.Option(False, "--rewrite", help="Also have the teacher rewrite each query in everyday words (a harder query for the same document)."),
         teacher_queries: int = typer.Option(0, "--teacher-rerank", min=0, help="Also evaluate the teacher as a pointwise reranker on this many sampled evaluation queries (one LLM call per document; 0: off)."),
         teacher_depth: int = typer.Option(10, "--teacher-rerank-depth", min=1, help="Hybrid documents per query the teacher rescores."),
         calibration_queries: Path = typer.Option(None, "--calibration-queries", help="A human calibration sample: real training queries (never the evaluation ones); members are weighted by their accuracy on it, and a second student is trained that way."),
@@ -138,7 +141,7 @@ def register(app: typer.Typer) -> None:
             eval_queries=_path(eval_queries), eval_qrels=_path(eval_qrels), real_queries=_path(real_queries),
             real_qrels=_path(real_qrels), real_limit=real_limit, depth=depth, corpus_size=corpus_size,
             teacher_queries=teacher_queries, teacher_depth=teacher_depth, calibration_queries=_path(calibration_queries),
-            calibration_qrels=_path(calibration_qrels), calibration_limit=calibration_limit,
+            calibration_qrels=_path(calibration_qrels), calibration_limit=calibration_limit, rewrite=rewrite,
         )
         data = {"name": "reranker", "seed": seed, "steps": steps}
         config = validate_pipeline(data, source="synthwright reranker")

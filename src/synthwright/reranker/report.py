@@ -61,6 +61,22 @@ def _judges_section(run_dir: Path, rows: Sequence[dict]) -> str:
     )
 
 
+def _calibration_section(run_dir: Path) -> str:
+    """Each member on the human calibration sample (calibrate_judges), when the run has one."""
+    report = _read_json(run_dir / "calibration.json")
+    if not report:
+        return ""
+    lines = [[name, m["anchor_pairs"], m["accuracy"], m.get("accuracy_hard"), m.get("accuracy_medium"), m["weight"], m.get("first_wins")]
+             for name, m in report["members"].items()]
+    return (
+        "<h3>On the human calibration sample</h3><p class=\"hint\">Real queries with real labels: a relevant document "
+        "against the retriever's top non-relevant one (hard) and against one from further down (medium). The "
+        "calibrated labels weigh each member by this accuracy instead of the anchor-pair one.</p>"
+        + _table(["member", "pairs", "right side", "hard", "medium", "weight", "first shown wins"], lines)
+        + f"<p>{_n(report['queries'])} queries, {_n(report['pairs'])} pairs.</p>"
+    )
+
+
 def _labels_png(rows: Sequence[dict]) -> bytes | None:
     source, others = [], []
     for row in rows:
@@ -125,7 +141,7 @@ def render(run_dir: Path, rows: Sequence[dict], title: str) -> str:
     manifest = _read_json(run_dir / "manifest.json") or {}
     head = f"<h1>{_e(title)}</h1><p class=\"muted\">run folder {_e(run_dir)}; pipeline {_e(manifest.get('name', ''))}</p>"
     labels = "<h2>Labels</h2>" + _img(_labels_png(rows), "distribution of recovered labels") if rows else ""
-    body = head + _steps_section(run_dir) + _judges_section(run_dir, rows) + labels + _students_section(run_dir) + _evaluation_section(run_dir)
+    body = head + _steps_section(run_dir) + _judges_section(run_dir, rows) + _calibration_section(run_dir) + labels + _students_section(run_dir) + _evaluation_section(run_dir)
     return f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{_e(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>"
 
 

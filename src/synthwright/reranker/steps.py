@@ -32,6 +32,7 @@ from synthwright.reranker.queries import (
     DEFAULT_DOC_CHARS,
     DOC_QUERY_PROMPT,
     JUDGE_INSTRUCTIONS,
+    REWRITE_PROMPT,
     STYLE_INSTRUCTIONS,
     judge_query,
     truncate_document,
@@ -103,6 +104,52 @@ class DocQueriesStep(GenerateStep):
                               logprob=child.get(f"{column}_logprob"), min_logprob=self.options.min_logprob)
         child = {**child, f"{column}_raw": child[column], column: verdict.query, "query_id": child["_meta"]["id"]}
         child = with_meta(child, recipe="doc_queries", source_doc=row["doc_id"], query_style=row.get("style"))
+        if verdict.reason is not None:
+            result.drop(child, verdict.reason)
+            return None
+        return child
+
+
+class RewriteQueriesOptions(GenerateOptions):
+    model: str = DEFAULT_TEACHER
+    prompt: str | None = REWRITE_PROMPT
+    temperature: float = Field(0.7, ge=0.0)
+    max_tokens: int = Field(48, ge=1)
+    output_column: str = "query"
+    keep_original: bool = Field(True, description="Keep each original query too (both train the student: the same document for both wordings)")
+
+
+@register_step("rewrite_queries")
+class RewriteQueriesStep(GenerateStep):
+    """The teacher rewrites each query in other words (a harder query for the same document);
+    the result passes the same query rules, and a rewrite that drops them is counted by reason."""
+
+    Options = RewriteQueriesOptions
+    description = "Rewrite each generated query in everyday words (harder for lexical and dense matching); same query rules."
+
+    def required_columns(self) -> tuple[str, ...]:
+        return tuple(sorted({*super().required_columns(), "query", "document"}))
+
+    def process(self, rows: list[Row]) -> BatchResult:
+        result = super().process(rows)
+        if self.options.keep_original:  # each original, then its rewrites
+            rewrites: dict[str, list[Row]] = {}
+            for child in result.kept:
+                rewrites.setdefault(child["_meta"]["parents"][0], []).append(child)
+            result.kept = [out for row in rows for out in (row, *rewrites.get(row["_meta"]["id"], ()))]
+            result.stats.rows_out += len(rows)
+        return result
+
+    def _child(self, result, row, sample_index, response):
+        child = super()._child(result, row, sample_index, response)
+        if child is None:
+            return None
+        verdict = judge_query(child["query"], row["document"], row.get("style", "question"))
+        child = {**child, "query_raw": child["query"], "query": verdict.query, "query_original": row["query"],
+                 "query_id": child["_meta"]["id"]}
+        child = with_meta(child, recipe="rewrite_queries", source_doc=row["doc_id"], query_style=row.get("style"))
+        if verdict.reason is None and verdict.query.lower() == row["query"].lower():
+            verdict = type(verdict)(verdict.query, "unchanged")
         if verdict.reason is not None:
             result.drop(child, verdict.reason)
             return None
