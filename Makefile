@@ -28,7 +28,8 @@ demo: $(STAMP)
 	$(BIN)/synthwright models
 	$(BIN)/synthwright reranker --corpus pydoc:topics --documents 50 --budget 40 \
 	    --student bi --max-length 128 --eval-queries examples/pydoc_queries.jsonl \
-	    --eval-qrels examples/pydoc_qrels.tsv --run-dir $(DEMO_DIR)
+	    --eval-qrels examples/pydoc_qrels.tsv --teacher-rerank 8 --teacher-rerank-depth 5 \
+	    --run-dir $(DEMO_DIR)
 
 # The smaller first demo: beginner questions, cleaned, exported as a datasets folder.
 demo-questions: $(STAMP)
