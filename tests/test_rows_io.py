@@ -14,3 +14,32 @@ def test_parquet_rows_that_clash_in_type_give_a_clear_error(tmp_path):
         writer.write({"value": {"nested": "dict"}})
     assert "one Parquet schema" in caught.value.problem and ".jsonl" in caught.value.fix
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_parquet_keeps_columns_that_only_later_rows_have(tmp_path):
+    """pyarrow's from_pylist takes the columns of the first row only; nothing may be dropped."""
+    from synthwright.io.rows import read_rows
+
+    writer = RowWriter(tmp_path / "out.parquet")
+    for row in ({"query": "a"}, {"query": "b", "query_original": "a"}, {"query": "c"}):
+        writer.write(row)
+    writer.close()
+    assert read_rows(tmp_path / "out.parquet") == [
+        {"query": "a", "query_original": None}, {"query": "b", "query_original": "a"}, {"query": "c", "query_original": None}]
+
+
+def test_run_store_reads_back_rows_with_different_columns_exactly(tmp_path):
+    """A step that keeps its input rows and adds derived ones with more columns (rewrite_queries)."""
+    from synthwright.core.step import BatchResult
+    from synthwright.pipeline.rundir import RunDirectory
+
+    rows = [{"query": "a", "_meta": {"id": "1"}}, {"query": "b", "query_original": "a", "_meta": {"id": "2", "parents": ["1"]}},
+            {"query": "c", "_meta": {"id": "3"}}]
+    result = BatchResult.for_input(2)
+    for row in rows:
+        result.keep(row)
+    result.drop({"query": "d", "extra": [1, 2], "_meta": {"id": "4"}}, "too_short")
+    rundir = RunDirectory(tmp_path / "run")
+    rundir.write_batch("step", 0, result)
+    assert list(rundir.rows("step")) == rows
+    assert list(rundir.rows("step", "dropped")) == [{"query": "d", "extra": [1, 2], "_meta": {"id": "4"}, "_drop_reason": "too_short"}]

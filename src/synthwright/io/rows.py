@@ -138,7 +138,10 @@ class RowWriter:
         if not self._buffer:
             return
         try:
-            table = pa.Table.from_pylist(self._buffer)
+            # The columns of every row, not only the first (from_pylist's default drops keys
+            # that later rows add); a row without a column gets null there.
+            columns = list(dict.fromkeys(key for row in self._buffer for key in row))
+            table = pa.table({key: [row.get(key) for row in self._buffer] for key in columns})
             if self._parquet_writer is None:
                 self._parquet_writer = pq.ParquetWriter(self.partial, table.schema)
             self._parquet_writer.write_table(table.cast(self._parquet_writer.schema))

@@ -174,6 +174,11 @@ def _write_shard(path: Path, rows: list[Row]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     encoded = [{**row, META: json.dumps(row[META], sort_keys=True)} if META in row else row for row in rows]
     try:
+        # Arrow takes the columns from the first row and silently drops keys that only later
+        # rows have (a step that keeps its input rows and adds new ones with more columns).
+        # Rows whose keys differ are kept whole as JSON, so they read back exactly as written.
+        if any(row.keys() != encoded[0].keys() for row in encoded[1:]):
+            raise pa.ArrowInvalid("rows with different columns")
         table = pa.Table.from_pylist(encoded)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         table = pa.table({ROW_JSON: [json.dumps(row, default=str, ensure_ascii=False) for row in rows]})
