@@ -437,3 +437,46 @@ def test_export_streams_in_parts_and_keeps_every_row(tmp_path, monkeypatch):
     (tmp_path / "run" / "steps" / "out" / "state.json").write_text(json.dumps({**state, "status": "running"}))
     p.run(tmp_path / "run")
     assert not stale.exists() and rundir.merged_stats("out").rows_out == 30
+
+
+# -- progress of long LLM work inside one batch ---------------------------------------------------
+def test_request_progress_line_counts_and_goes_away():
+    """A stage's LLM requests get their own line under the step's while they run."""
+    from synthwright.cli.pipeline import ProgressObserver
+    from synthwright.llm.records import LLMResponse
+
+    observer = ProgressObserver()
+    observer.progress.start()
+    try:
+        line = observer.request_progress("teacher as a reranker")
+        line.start(3)
+        line.advance(LLMResponse(text="Yes"))
+        line.advance(LLMResponse(text="", error="timeout"))
+        line.advance(LLMResponse(text="No").model_copy(update={"cached": True}))
+        [task] = observer.progress.tasks
+        assert (task.completed, task.total) == (3, 3)
+        assert (task.fields["sent"], task.fields["hits"], task.fields["failed"]) == (2, 1, 1)
+        line.finish()
+        assert observer.progress.tasks == []
+    finally:
+        observer.progress.stop()
+
+
+def test_run_pipeline_hands_the_observer_to_steps_but_not_to_workers(tmp_path):
+    import pickle
+
+    from synthwright.core.step import StepContext
+    from synthwright.pipeline.executor import RunObserver
+
+    asked = []
+
+    class Watching(RunObserver):
+        def request_progress(self, description):
+            asked.append(description)
+            return None
+
+    context = StepContext(workdir=tmp_path)
+    config = validate_pipeline({"name": "p", "steps": [{"name": "rows", "uses": "load", "with": {"path": str(write_rows(tmp_path / "rows.jsonl"))}}]}, source="t")
+    run_pipeline(config, tmp_path / "run", observer=Watching(), context=context)
+    assert context.request_progress("x") is None and asked == ["x"]
+    assert pickle.loads(pickle.dumps(context)).progress_factory is None  # a Ray worker shows nothing

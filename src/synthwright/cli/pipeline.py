@@ -56,11 +56,39 @@ class ProgressObserver(RunObserver):
         )
 
     def step_finished(self, planned: PlannedStep, stats: StepStats) -> None:
-        self.progress.update(self._task, completed=self.progress.tasks[-1].total or 1)
+        task = next(t for t in self.progress.tasks if t.id == self._task)
+        self.progress.update(self._task, completed=task.total or 1)
 
     def close(self) -> None:
         if self._task is not None:
             self.progress.stop()
+
+    def request_progress(self, description: str) -> "RequestsLine":
+        return RequestsLine(self.progress, description)
+
+
+class RequestsLine:
+    """A second line under the step's, for a stage's long run of LLM requests (calibration,
+    the teacher as a reranker): requests done of all, cached, failed, rate and ETA."""
+
+    def __init__(self, progress: Progress, description: str):
+        self.progress, self.description = progress, description
+        self._task = None
+        self._done = self._hits = self._failed = 0
+
+    def start(self, total: int) -> None:
+        self._task = self.progress.add_task(f"  {self.description}", total=total, rows=0, sent=0, hits=0, failed=0)
+
+    def advance(self, response) -> None:
+        self._done += 1
+        self._hits += bool(response.cached)
+        self._failed += not response.ok
+        self.progress.update(self._task, advance=1, rows=self._done, sent=self._done - self._hits, hits=self._hits, failed=self._failed)
+
+    def finish(self) -> None:
+        if self._task is not None:
+            self.progress.remove_task(self._task)
+            self._task = None
 
 
 def register(app: typer.Typer) -> None:

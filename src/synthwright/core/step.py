@@ -122,6 +122,13 @@ class StepContext:
     max_attempts: int = 6
     _backends: dict = field(default_factory=dict, repr=False)
     _cache: Any = field(default=None, repr=False)
+    # Makes a progress display (judges.base.Progress) for a long run of LLM requests inside one
+    # batch, such as a stage's; set by whoever shows the run (the CLI). None: quiet.
+    progress_factory: Any = field(default=None, repr=False)
+
+    def request_progress(self, description: str):
+        """A progress display for `description`, or None when nobody is watching."""
+        return self.progress_factory(description) if self.progress_factory is not None else None
 
     def rng(self, *parts: Any) -> random.Random:
         """Seeded randomness for one decision: derived from the run seed and `parts`
@@ -180,7 +187,7 @@ class StepContext:
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for a worker process without its open handles: the worker opens its own."""
-        return {**self.__dict__, "_backends": {}, "_cache": None}
+        return {**self.__dict__, "_backends": {}, "_cache": None, "progress_factory": None}
 
     def close(self) -> None:
         if self._cache is not None:

@@ -32,6 +32,10 @@ class RunObserver:
 
     def step_finished(self, planned: PlannedStep, stats: StepStats) -> None: ...
 
+    def request_progress(self, description: str):
+        """A display for the LLM requests of one long batch (judges.base.Progress), or None."""
+        return None
+
 
 @dataclass
 class StepOutcome:

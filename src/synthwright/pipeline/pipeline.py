@@ -78,6 +78,8 @@ def run_pipeline(
     context = context or StepContext(run_seed=config.seed, workdir=workdir)
     context.run_dir = rundir.path
     executor = executor or LocalExecutor(observer)
+    if context.progress_factory is None:
+        context.progress_factory = executor.observer.request_progress
     rundir.lock()
     try:
         manifest = _begin_manifest(rundir, config)

@@ -92,7 +92,8 @@ def teacher_rerank(setup: TeacherRerank, queries: Mapping[str, str], first_stage
     judge = RubricJudge(setup.model, rubric, max_chars=setup.max_chars, context=setup.context, step_name=setup.step_name)
     tops = {qid: [doc for doc, _ in first_stage[qid][: setup.depth]] for qid in queries}
     items = [PointItem(text=texts[doc], context=queries[qid]) for qid, top in tops.items() for doc in top]
-    verdicts = iter(judge.score(items))
+    progress = setup.context.request_progress("teacher as a reranker") if setup.context is not None else None
+    verdicts = iter(judge.score(items, progress))
     runs, failed = {}, 0
     for qid, top in tops.items():
         scores = []

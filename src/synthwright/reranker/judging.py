@@ -101,7 +101,8 @@ def judge_batch(rows: list[Row], options, context, step_name: str, llm_specs: Se
             subset = [(row, c) for row, c in chosen if row.get("style", "question") == style]
             judge = PairwiseJudge(spec, _prompt(options, style), name=name, max_chars=options.max_chars, context=context, step_name=step_name)
             items = [PairItem(context=row["query"], a=texts[c["a"]], b=texts[c["b"]]) for row, c in subset]
-            for (row, comparison), verdict in zip(subset, judge.compare(items)):
+            progress = context.request_progress(f"{name}: {len(items)} pairs, both orders")
+            for (row, comparison), verdict in zip(subset, judge.compare(items, progress)):
                 if isinstance(verdict, PairResult):
                     comparison["by"][name] = verdict.p_a
                     comparison.setdefault("first", {})[name] = (verdict.p_first_ab + verdict.p_first_ba) / 2
