@@ -606,3 +606,31 @@ def test_report_shows_the_calibration_sample(tmp_path):
     html = _calibration_section(tmp_path)
     assert "&lt;bm25&gt;" in html and "<bm25>" not in html  # names from data are escaped
     assert "0.71" in html and "0.82" in html and "50 queries, 100 pairs" in html
+
+
+def test_calibration_with_qrels_of_another_corpus_is_a_clear_error(tmp_path):
+    from synthwright.core.step import StepContext
+    from synthwright.reranker.steps import CalibrateJudgesStage, CalibrateOptions
+
+    corpus, queries, qrels = tmp_path / "corpus.jsonl", tmp_path / "queries.jsonl", tmp_path / "qrels.tsv"
+    corpus.write_text("".join(json.dumps({"_id": d, "title": "", "text": t}) + "\n" for d, t in CAL_DOCS.items()))
+    queries.write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in CAL_QUERIES.items()))
+    qrels.write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\tnot-in-corpus-{q}\t1\n" for q in CAL_QUERIES))
+    options = CalibrateOptions(corpus=str(corpus), queries=str(queries), qrels=str(qrels), judges=["bm25", "embedding"])
+    stage = CalibrateJudgesStage("calibration", options, StepContext(workdir=tmp_path, run_dir=tmp_path))
+    with pytest.raises(UserError, match="relevant document in the corpus"):
+        stage.run([])
+
+
+def test_all_members_at_weight_zero_is_a_clear_error(tmp_path):
+    from synthwright.core.step import StepContext
+    from synthwright.reranker.steps import RecoverLabelsStage, RecoverOptions
+
+    stage = RecoverLabelsStage("labels", RecoverOptions(weights={"llm": 0.0, "bm25": 0.0}, report=None), StepContext(workdir=tmp_path))
+    with pytest.raises(UserError, match="weight 0"):
+        stage.run(simulated_rows(2))
+
+
+def test_cli_teacher_rerank_without_evaluation_queries(tmp_path):
+    result = run_cli("reranker", "--corpus", "pydoc:topics", "--teacher-rerank", "5", "--run-dir", str(tmp_path / "run"), timeout=60)
+    assert_one_clear_error(result, "--teacher-rerank", "--eval-queries")

@@ -127,6 +127,8 @@ def register(app: typer.Typer) -> None:
             raise UserError("Give --real-train-queries and --real-train-qrels together.")
         if (calibration_queries is None) != (calibration_qrels is None):
             raise UserError("Give --calibration-queries and --calibration-qrels together.")
+        if teacher_queries and eval_queries is None:
+            raise UserError("--teacher-rerank evaluates the teacher on real queries: it needs --eval-queries and --eval-qrels.")
         bad = [s for s in styles if s not in ("claim", "question", "keyword")]
         if bad:
             raise UserError(f"Unknown query style '{bad[0]}'.", "Use claim, question or keyword.")

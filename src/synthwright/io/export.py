@@ -54,7 +54,9 @@ class ExportWriter:
             return self._writer.close()
         partial = self.path.with_name(self.path.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        self.datasets.Dataset.from_list(self._rows).save_to_disk(str(partial))
+        # from_list takes the first row's columns; a column only later rows have would vanish.
+        columns = list(dict.fromkeys(key for row in self._rows for key in row))
+        self.datasets.Dataset.from_dict({key: [row.get(key) for row in self._rows] for key in columns}).save_to_disk(str(partial))
         shutil.rmtree(self.path, ignore_errors=True)
         partial.rename(self.path)
         return self.path

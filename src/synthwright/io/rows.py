@@ -139,13 +139,20 @@ class RowWriter:
             return
         try:
             # The columns of every row, not only the first (from_pylist's default drops keys
-            # that later rows add); a row without a column gets null there.
+            # that later rows add); a row without a column gets null there. The file's columns
+            # are fixed by its first batch: a later batch may lack some, never add one.
             columns = list(dict.fromkeys(key for row in self._buffer for key in row))
+            if self._parquet_writer is not None:
+                new = [key for key in columns if key not in self._parquet_writer.schema.names]
+                if new:
+                    raise pa.ArrowInvalid(f"column {new[0]!r} first appears after {self.count - len(self._buffer)} rows")
+                columns = self._parquet_writer.schema.names
             table = pa.table({key: [row.get(key) for row in self._buffer] for key in columns})
             if self._parquet_writer is None:
                 self._parquet_writer = pq.ParquetWriter(self.partial, table.schema)
             self._parquet_writer.write_table(table.cast(self._parquet_writer.schema))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError) as exc:
+            self._buffer = []
             raise UserError(
                 f"Rows for '{self.path}' do not fit one Parquet schema ({exc}).",
                 "Write .jsonl instead; a rerun of the same command takes the finished answers from the request cache.",

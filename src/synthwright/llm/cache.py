@@ -98,9 +98,9 @@ class RequestCache:
                 self._db = db
                 self._migrate()
                 return db
-            except sqlite3.OperationalError as exc:
+            except sqlite3.Error as exc:
                 db.close()
-                busy = "locked" in str(exc) or "busy" in str(exc)
+                busy = isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
                 if not busy or time.monotonic() > deadline:
                     raise
                 time.sleep(delay)

@@ -176,15 +176,23 @@ def _write_shard(path: Path, rows: list[Row]) -> None:
     try:
         # Arrow takes the columns from the first row and silently drops keys that only later
         # rows have (a step that keeps its input rows and adds new ones with more columns).
-        # Rows whose keys differ are kept whole as JSON, so they read back exactly as written.
-        if any(row.keys() != encoded[0].keys() for row in encoded[1:]):
-            raise pa.ArrowInvalid("rows with different columns")
-        table = pa.Table.from_pylist(encoded)
+        # Rows whose keys differ are kept whole as JSON, so each reads back with its own keys.
+        same_columns = all(row.keys() == encoded[0].keys() for row in encoded[1:])
+        table = pa.Table.from_pylist(encoded) if same_columns else None
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        table = pa.table({ROW_JSON: [json.dumps(row, default=str, ensure_ascii=False) for row in rows]})
+        table = None
+    if table is None:
+        table = pa.table({ROW_JSON: [json.dumps(row, default=_json_value, ensure_ascii=False) for row in rows]})
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, path)
+
+
+def _json_value(value: Any) -> Any:
+    """numpy scalars and arrays as numbers and lists (not their str); anything else as text."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
 
 
 def _read_shard(path: Path) -> Iterator[Row]:

@@ -39,16 +39,19 @@ class CalibrationOptions:
 
 
 def calibration_rows(queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]], retriever, *, style: str, seed: int,
-                     depth: int = 100) -> list[Row]:
-    """One row per query that has a relevant document and two non-relevant ones to set it against."""
+                     depth: int = 100, score_depth: int = 1000) -> list[Row]:
+    """One row per query that has a relevant document and two non-relevant ones to set it against.
+
+    Member scores come from the top `score_depth`, not `depth`: a member abstains on a document
+    it did not score, and a relevant document outside MiniLM's top 100 is exactly its miss."""
     from synthwright.ranking.retrieval import reciprocal_rank_fusion
 
     ids = list(queries)
     texts = [queries[q] for q in ids]
-    lexical, semantic = retriever.bm25.search(texts, depth), retriever.dense.search(texts, depth)
+    lexical, semantic = retriever.bm25.search(texts, score_depth), retriever.dense.search(texts, score_depth)
     rows = []
     for qid, lex, sem in zip(ids, lexical, semantic):
-        fused = [doc for doc, _ in reciprocal_rank_fusion((lex, sem), depth)]
+        fused = [doc for doc, _ in reciprocal_rank_fusion((lex[:depth], sem[:depth]), depth)]
         relevant = [doc for doc, grade in qrels[qid].items() if grade > 0]
         negatives = [doc for doc in fused if doc not in qrels[qid]]
         if not relevant or len(negatives) < 2:

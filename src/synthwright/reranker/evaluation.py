@@ -4,7 +4,7 @@ Systems, all over the same corpus: BM25, dense (MiniLM), hybrid (RRF of both), t
 reranking the hybrid top `depth`, hybrid + student fused by RRF, and BM25 + student by RRF
 (the student in the dense model's place); RRF has no weight to tune, so nothing is fitted on
 the evaluation queries. Optionally the teacher itself as a pointwise reranker of the hybrid
-top 10 (P(Yes) to "does the document answer it?"), the quality ceiling at its cost: one LLM
+top 10 (by 1 + 4 P(Yes) to "does the document answer it?"), the quality ceiling at its cost: one LLM
 call per document, so it runs on a seeded sample of the queries and is compared with hybrid
 on that same sample. Every gain over hybrid comes with a paired bootstrap interval.
 """

@@ -132,6 +132,8 @@ class RewriteQueriesStep(GenerateStep):
 
     def process(self, rows: list[Row]) -> BatchResult:
         result = super().process(rows)
+        # A failed rewrite is recorded as the rewrite that failed, not as its original (which is kept).
+        result.failed = [({**row, "query_original": row["query"]}, f"rewrite: {reason}") for row, reason in result.failed]
         if self.options.keep_original:  # each original, then its rewrites
             rewrites: dict[str, list[Row]] = {}
             for child in result.kept:
@@ -147,6 +149,7 @@ class RewriteQueriesStep(GenerateStep):
         verdict = judge_query(child["query"], row["document"], row.get("style", "question"))
         child = {**child, "query_raw": child["query"], "query": verdict.query, "query_original": row["query"],
                  "query_id": child["_meta"]["id"]}
+        child.pop("query_logprob", None)  # the original's, not this text's
         child = with_meta(child, recipe="rewrite_queries", source_doc=row["doc_id"], query_style=row.get("style"))
         if verdict.reason is None and verdict.query.lower() == row["query"].lower():
             verdict = type(verdict)(verdict.query, "unchanged")
@@ -299,6 +302,10 @@ class RecoverLabelsStage(Stage):
             weights = {m: 1.0 for m in members}
         else:
             weights = {m: w for m, w in self.options.weights.items() if m in members}
+        if members and not any(weights.get(m, 0.0) > 0 for m in members):
+            accuracies = ", ".join(f"{m} {r.accuracy}" for m, r in reliability.items())
+            raise UserError(f"Every ensemble member has weight 0 (accuracy at or below chance: {accuracies}), so no label can be recovered.",
+                            "Give weights explicitly (`weights: {member: w}` or `equal`), or check the judges and the calibration sample.")
         scales = {m: r.scale for m, r in reliability.items()}
         recovered = {q.query_id: q for q in recover_labels(rows, weights, model=self.options.model, prior_std=self.options.prior_std, scales=scales)}
         for row in rows:
@@ -311,7 +318,8 @@ class RecoverLabelsStage(Stage):
             result.keep({**row, "labels": labels})
         if self.options.report:
             report = {"members": {m: r.to_dict() for m, r in reliability.items()}, "weights": weights, "scales": scales,
-                      "weights_from": "calibration sample" if calibrated else self.options.weights if isinstance(self.options.weights, str) else "given",
+                      "weights_from": ("calibration sample" if calibrated else "anchor pairs") if self.options.weights == "reliability"
+                      else self.options.weights if isinstance(self.options.weights, str) else "given",
                       "queries": len(recovered), "comparisons": sum(len(r.get("comparisons") or ()) for r in rows)}
             path = self.context.output_path(self.options.report)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -327,8 +335,17 @@ class RecoverLabelsStage(Stage):
         if not path.is_file():
             raise UserError(f"The calibration report '{path}' does not exist.",
                             "Run a calibrate_judges step before this one (its `output` is the file to name here).")
-        measured = json.loads(path.read_text(encoding="utf-8"))["members"]
-        return {m: measured[m]["weight"] for m in members if m in measured}
+        try:
+            measured = json.loads(path.read_text(encoding="utf-8"))["members"]
+            weights = {m: float(measured[m]["weight"]) for m in members if m in measured}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"The calibration report '{path}' is not one calibrate_judges wrote ({exc}).",
+                            "Rerun the calibrate_judges step, or point `calibration` at its output.") from None
+        missing = [m for m in members if m not in weights]
+        if missing:
+            raise UserError(f"The calibration sample has no figures for {', '.join(missing)}.",
+                            "Give calibrate_judges the same judges as pair_judge, or drop those members (`drop:`).")
+        return weights
 
 
 # -- calibration ----------------------------------------------------------------------------------
@@ -362,12 +379,16 @@ class CalibrateJudgesStage(Stage):
         o = self.options
         rows = list(rows)
         result = BatchResult.for_input(len(rows))
+        texts = corpus_texts(open_corpus(self._spec()))
         queries, qrels = judged_queries(self.context.resolve(o.queries), self.context.resolve(o.qrels))
+        qrels = {qid: {doc: grade for doc, grade in judged.items() if doc in texts} for qid, judged in qrels.items()}
         sample = sample_queries(queries, o.limit, self.context.run_seed)
         calibration = calibration_rows(sample, qrels, shared_retriever(self._spec()), style=o.style, seed=self.context.run_seed)
+        if not calibration:
+            raise UserError(f"None of the {len(sample)} calibration queries has a relevant document in the corpus.",
+                            "Check that the qrels belong to this corpus (their corpus-ids must be its _ids).")
         llm_specs = [spec for spec in o.judges if spec not in ("bm25", "embedding")]
-        judged, usage = judge_batch(calibration, CalibrationOptions(o.judges, o.max_chars), self.context, self.name, llm_specs,
-                                    corpus_texts(open_corpus(self._spec())))
+        judged, usage = judge_batch(calibration, CalibrationOptions(o.judges, o.max_chars), self.context, self.name, llm_specs, texts)
         members = sorted({m for row in judged for c in row["comparisons"] for m in c["by"]})
         report = {**calibrate_members(judged, members), "rows": judged}
         path = self.context.output_path(o.output)
