@@ -184,7 +184,11 @@ def test_killed_worker_loses_and_repeats_nothing(tmp_path, ray_cluster):
 # -- (c) the driver killed mid-step, then run again -----------------------------------------------------
 @pytest.mark.slow
 def test_killed_driver_resumes_from_written_batches(tmp_path, ray_cluster):
-    stub = StubProcess("--pause-after-n-answers", "8")  # the first batch task's requests, then stop
+    # 3 batch tasks of 8 requests; the cluster runs 2 at once. The gate opens for 16 answers: the
+    # two running tasks' requests, so both finish whatever order their requests arrive in, and
+    # the third waits at the gate. (With 8, two tasks starting together could split the 8
+    # answers between them, and then no batch would ever finish: seen once in CI.)
+    stub = StubProcess("--pause-after-n-answers", str(2 * 2 * BATCH))
     try:
         work = tmp_path / "pipe"
         work.mkdir()
