@@ -51,14 +51,19 @@ class CorpusOptions(StepOptions):
     min_chars: int = Field(80, ge=0, description="Skip documents shorter than this")
 
 
-@register_step("corpus")
-class CorpusStep(SourceStep):
-    Options = CorpusOptions
-    description = "Sample documents from a corpus; one row per (document, query style) for doc_queries."
+class ReadsCorpus:
+    """A step whose `corpus` option names a corpus: a scheme such as pydoc:topics, or a path
+    (relative paths are relative to the pipeline file)."""
 
     def _spec(self) -> str:
         spec = self.options.corpus
         return spec if ":" in spec and not spec.startswith(("/", ".")) and len(spec.split(":")[0]) > 1 else str(self.context.resolve(spec))
+
+
+@register_step("corpus")
+class CorpusStep(ReadsCorpus, SourceStep):
+    Options = CorpusOptions
+    description = "Sample documents from a corpus; one row per (document, query style) for doc_queries."
 
     def fingerprint_extra(self) -> dict[str, Any]:
         return corpus_fingerprint(self._spec())
@@ -181,7 +186,7 @@ class CandidatesOptions(StepOptions):
 
 
 @register_step("candidates")
-class CandidatesStep(RowStep):
+class CandidatesStep(ReadsCorpus, RowStep):
     Options = CandidatesOptions
     description = "Hybrid retrieval (BM25 + MiniLM, RRF) per query: candidates, component scores, and the round-trip check."
     input_columns = ("doc_id",)
@@ -192,9 +197,6 @@ class CandidatesStep(RowStep):
 
     def output_columns(self) -> tuple[str, ...]:
         return ("candidates", "source_rank", "bm25", "dense")
-
-    def _spec(self) -> str:
-        return CorpusStep._spec(self)  # same resolution rules as the corpus step
 
     def fingerprint_extra(self) -> dict[str, Any]:
         return corpus_fingerprint(self._spec())
@@ -238,7 +240,7 @@ class PairJudgeOptions(StepOptions):
 
 
 @register_step("pair_judge")
-class PairJudgeStep(RowStep):
+class PairJudgeStep(ReadsCorpus, RowStep):
     Options = PairJudgeOptions
     description = "Select a connected comparison graph per query on a budget; judge it with an ensemble (cheap members everywhere, the LLM where they disagree)."
     input_columns = ("query_id", "query", "doc_id", "candidates", "bm25", "dense")
@@ -251,9 +253,6 @@ class PairJudgeStep(RowStep):
 
     def output_columns(self) -> tuple[str, ...]:
         return ("comparisons",)
-
-    def _spec(self) -> str:
-        return CorpusStep._spec(self)
 
     def fingerprint_extra(self) -> dict[str, Any]:
         return {**corpus_fingerprint(self._spec()), "instructions": JUDGE_INSTRUCTIONS}
@@ -361,12 +360,9 @@ class CalibrateOptions(StepOptions):
 
 
 @register_step("calibrate_judges")
-class CalibrateJudgesStage(Stage):
+class CalibrateJudgesStage(ReadsCorpus, Stage):
     Options = CalibrateOptions
     description = "Judge a small human-labelled sample (<= 50 real queries with qrels) with every member: accuracy and weight on real labels; rows pass through."
-
-    def _spec(self) -> str:
-        return CorpusStep._spec(self)
 
     def fingerprint_extra(self) -> dict[str, Any]:
         return {**corpus_fingerprint(self._spec()), "instructions": JUDGE_INSTRUCTIONS}
@@ -420,12 +416,9 @@ class StudentOptions(StepOptions):
 
 
 @register_step("train_student")
-class TrainStudentStage(Stage):
+class TrainStudentStage(ReadsCorpus, Stage):
     Options = StudentOptions
     description = "Train the student reranker (MiniLM cross-encoder or bi-encoder) on the labels; rows pass through."
-
-    def _spec(self) -> str:
-        return CorpusStep._spec(self)
 
     def run(self, rows: Iterable[Row]) -> BatchResult:
         from synthwright.reranker.student import (
@@ -491,12 +484,9 @@ class EvaluateOptions(StepOptions):
 
 
 @register_step("evaluate_reranker")
-class EvaluateRerankerStage(Stage):
+class EvaluateRerankerStage(ReadsCorpus, Stage):
     Options = EvaluateOptions
     description = "Evaluate BM25, dense, hybrid and each student on real queries (nDCG@10, MRR@10, Recall@100, paired bootstrap); rows pass through."
-
-    def _spec(self) -> str:
-        return CorpusStep._spec(self)
 
     def fingerprint_extra(self) -> dict[str, Any]:
         # Not the student folders' mtimes: fingerprints are planned before the student trains,
