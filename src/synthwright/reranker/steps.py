@@ -83,12 +83,17 @@ class CorpusStep(ReadsCorpus, SourceStep):
 
 
 # -- queries --------------------------------------------------------------------------------------
-class DocQueriesOptions(GenerateOptions):
+class TeacherQueryOptions(GenerateOptions):
+    """`generate` options shared by the steps where the teacher writes a query."""
+
     model: str = DEFAULT_TEACHER
-    prompt: str | None = DOC_QUERY_PROMPT
     temperature: float = Field(0.7, ge=0.0)
     max_tokens: int = Field(48, ge=1)
     output_column: str = "query"
+
+
+class DocQueriesOptions(TeacherQueryOptions):
+    prompt: str | None = DOC_QUERY_PROMPT
     logprobs: bool = True
     min_logprob: float | None = Field(None, description="Drop queries whose mean token log-probability is below this (InPars)")
 
@@ -115,12 +120,8 @@ class DocQueriesStep(GenerateStep):
         return child
 
 
-class RewriteQueriesOptions(GenerateOptions):
-    model: str = DEFAULT_TEACHER
+class RewriteQueriesOptions(TeacherQueryOptions):
     prompt: str | None = REWRITE_PROMPT
-    temperature: float = Field(0.7, ge=0.0)
-    max_tokens: int = Field(48, ge=1)
-    output_column: str = "query"
     keep_original: bool = Field(True, description="Keep each original query too (both train the student: the same document for both wordings)")
 
 
