@@ -25,12 +25,14 @@ from synthwright.reranker.labels import (
     reliability_weight,
 )
 from synthwright.reranker.queries import (
+    DOC_QUERY_PROMPT,
     clean_query,
     copies_document,
+    focus_sentences,
     judge_query,
     truncate_document,
 )
-from synthwright.reranker.steps import PairJudgeOptions
+from synthwright.reranker.steps import CorpusOptions, CorpusStep, PairJudgeOptions
 from tests.conftest import run_cli
 from tests.test_cli_errors import assert_one_clear_error
 
@@ -427,6 +429,66 @@ def test_bad_corpora_are_user_errors(tmp_path):
         open_corpus(bad)
 
 
+# -- sentence focus ----------------------------------------------------------------------------
+ABSTRACT = ("Obesity is a growing problem worldwide. We followed 1,200 children for ten years in three cities. "
+            "Children who drank sugary drinks every day gained more weight than those who did not. "
+            "Short. Taxes on sugary drinks reduced their consumption by a fifth within two years. "
+            "(B) Physical activity did not change the association between sugary drinks and weight.")
+
+
+def test_focus_sentences_skip_the_opening_and_fragments():
+    sentences = focus_sentences(ABSTRACT)
+    assert sentences[0].startswith("We followed")  # the opening (background) is left to the title
+    assert "Short." not in sentences
+    assert sentences[-1].startswith("(B) Physical activity")
+    assert all(sentence in ABSTRACT for sentence in sentences)
+    two = "First sentence has enough words here. Second sentence also has enough words."
+    assert focus_sentences(two) == ["First sentence has enough words here.", "Second sentence also has enough words."]
+
+
+def _corpus_rows(tmp_path, **options):
+    from synthwright.core.step import StepContext
+
+    path = tmp_path / "corpus.jsonl"
+    docs = [{"_id": "obesity", "title": "Sugary drinks and weight", "text": ABSTRACT},
+            {"_id": "bees", "title": "", "text": BEES}]
+    path.write_text("".join(json.dumps(doc) + "\n" for doc in docs), encoding="utf-8")
+    step = CorpusStep("documents", CorpusOptions(corpus=str(path), styles=["claim"], **options), StepContext(workdir=tmp_path))
+    return list(step.read())
+
+
+def test_sentence_focus_gives_one_row_per_drawn_sentence(tmp_path):
+    rows = _corpus_rows(tmp_path, focus="sentence", sentences_per_doc=3)
+    by_doc = {doc: [row for row in rows if row["doc_id"] == doc] for doc in ("obesity", "bees")}
+    assert len(by_doc["obesity"]) == 3 and len(by_doc["bees"]) == 2  # bees has only two sentences to draw from
+    assert len({row["_meta"]["id"] for row in rows}) == len(rows)
+    for row in by_doc["obesity"]:
+        assert row["passage"] in focus_sentences(ABSTRACT)
+        assert row["document"] == f"Sugary drinks and weight. {ABSTRACT}"  # whole: the copy rule checks every sentence
+        assert row["title"] == "Sugary drinks and weight"
+    assert len({row["passage"] for row in by_doc["obesity"]}) == 3
+    # Seeded: the same draw on a rerun, and asking for more sentences keeps the ones drawn before
+    # (same ids, same prompts: served from the request cache).
+    assert _corpus_rows(tmp_path, focus="sentence", sentences_per_doc=3) == rows
+    fewer = _corpus_rows(tmp_path, focus="sentence", sentences_per_doc=1)
+    assert all(row in rows for row in fewer)
+
+
+def test_the_teacher_reads_title_and_sentence_or_the_whole_document(tmp_path):
+    from synthwright.recipes.template import TemplatePrompt
+
+    prompt = TemplatePrompt(source=DOC_QUERY_PROMPT, name="queries.prompt")
+    focused = _corpus_rows(tmp_path, focus="sentence")[0]
+    text = prompt.render(focused)
+    assert text == f"{focused['instruction']}\n\nPaper: Sugary drinks and weight\nFinding: {focused['passage']}"
+    assert "Obesity is a growing problem" not in text
+    untitled = prompt.render({**_corpus_rows(tmp_path, focus="sentence")[-1], "style": "question"})
+    assert "Paper:" not in untitled and "\nSentence: " in untitled
+    # Document focus renders exactly the prompt of earlier versions, so their cached answers still count.
+    whole = _corpus_rows(tmp_path)[0]
+    assert prompt.render(whole) == f"{whole['instruction']}\n\nPassage: {whole['document']}"
+
+
 # -- the pipeline the CLI writes ----------------------------------------------------------------
 def test_reranker_steps_validate_and_follow_the_flags():
     from synthwright.cli.reranker import reranker_steps
@@ -445,6 +507,13 @@ def test_reranker_steps_validate_and_follow_the_flags():
     without_eval = reranker_steps("pydoc:topics", eval_queries=None, eval_qrels=None, **common)
     assert "evaluation" not in {step["name"] for step in without_eval}
     assert all(None not in step.get("with", {}).values() for step in without_eval)
+    assert "focus" not in by_name["documents"]["with"]  # the default stays out of the YAML
+    focused = reranker_steps("pydoc:topics", eval_queries=None, eval_qrels=None, focus="sentence", sentences_per_doc=3, **common)
+    documents = focused[0]["with"]
+    assert (documents["focus"], documents["sentences_per_doc"]) == ("sentence", 3)
+    judged = next(step for step in focused if step["name"] == "judged")
+    assert judged["with"]["llm_pairs_per_query"] == pytest.approx(40 / 60, abs=1e-4)  # 10 docs x 2 styles x 3 sentences
+    validate_pipeline({"name": "reranker", "steps": focused}, source="test")
 
 
 

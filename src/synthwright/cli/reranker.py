@@ -19,6 +19,11 @@ from synthwright.errors import UserError
 DEFAULT_TEACHER = "llamacpp:qwen2.5-coder-1.5b"
 
 
+class Focus(str, Enum):
+    document = "document"
+    sentence = "sentence"
+
+
 class StudentKind(str, Enum):
     cross = "cross"
     bi = "bi"
@@ -34,16 +39,18 @@ def reranker_steps(
     real_queries: str | None = None, real_qrels: str | None = None, real_limit: int | None = None, depth: int = 30,
     judges: list[str] | None = None, corpus_size: int | None = None, teacher_queries: int = 0, teacher_depth: int = 10,
     calibration_queries: str | None = None, calibration_qrels: str | None = None, calibration_limit: int = 50,
-    rewrite: bool = False,
+    rewrite: bool = False, focus: str = "document", sentences_per_doc: int = 1,
 ) -> list[dict]:
     """The pipeline's steps, as YAML would spell them. `corpus_size` (documents in the corpus)
     spreads the LLM budget over the queries there will be when `documents` samples none or more."""
     sampled = min(documents, corpus_size) if documents and corpus_size else documents or corpus_size or 100
-    n_queries = max(1, sampled * len(styles)) * (2 if rewrite else 1)  # a rewrite adds about one query per query
+    per_doc = len(styles) * (sentences_per_doc if focus == "sentence" else 1)
+    n_queries = max(1, sampled * per_doc) * (2 if rewrite else 1)  # a rewrite adds about one query per query
     judges = judges or ["bm25", "embedding", teacher]
     training = {"corpus": corpus, "kind": student, "epochs": epochs, "max_length": max_length}
     steps = [
-        {"name": "documents", "uses": "corpus", "with": {"corpus": corpus, "sample": documents, "styles": styles}},
+        {"name": "documents", "uses": "corpus", "with": {"corpus": corpus, "sample": documents, "styles": styles, **(
+            {"focus": focus, "sentences_per_doc": sentences_per_doc} if focus == "sentence" else {})}},
         {"name": "queries", "uses": "doc_queries", "with": {"model": teacher}},
         *([{"name": "rewritten", "uses": "rewrite_queries", "with": {"model": teacher}}] if rewrite else []),
         {"name": "unique", "uses": "dedup", "with": {"column": "query", "method": "semantic", "epsilon": 0.1}},
@@ -92,6 +99,8 @@ def register(app: typer.Typer) -> None:
         budget: int = typer.Option(200, "--budget", min=0, help="LLM pairwise judgments in all (each asked in both orders)."),
         documents: int = typer.Option(None, "--documents", min=1, help="Documents to sample (default: all)."),
         styles: list[str] = typer.Option(["question"], "--style", help="Query style: claim, question or keyword (repeatable)."),
+        focus: Focus = typer.Option(Focus.document, "--focus", help="What the teacher reads for a query: the whole document, or its title and one sentence (a query about one finding; shorter prompts, harder queries)."),
+        sentences_per_doc: int = typer.Option(1, "--sentences-per-doc", min=1, help="--focus sentence: sentences drawn per document, one query each."),
         teacher: str = typer.Option(DEFAULT_TEACHER, "--teacher", "-m", help="Teacher model spec (queries and LLM judge)."),
         candidates: int = typer.Option(10, "--candidates", min=1, help="Retrieved candidates per query."),
         pairs_per_query: int = typer.Option(16, "--pairs-per-query", min=1, help="Comparison graph size per query."),
@@ -144,6 +153,7 @@ def register(app: typer.Typer) -> None:
             real_qrels=_path(real_qrels), real_limit=real_limit, depth=depth, corpus_size=corpus_size,
             teacher_queries=teacher_queries, teacher_depth=teacher_depth, calibration_queries=_path(calibration_queries),
             calibration_qrels=_path(calibration_qrels), calibration_limit=calibration_limit, rewrite=rewrite,
+            focus=focus.value, sentences_per_doc=sentences_per_doc,
         )
         data = {"name": "reranker", "seed": seed, "steps": steps}
         config = validate_pipeline(data, source="synthwright reranker")

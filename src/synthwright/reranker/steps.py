@@ -31,9 +31,11 @@ from synthwright.reranker.corpus import corpus_fingerprint, corpus_texts, open_c
 from synthwright.reranker.queries import (
     DEFAULT_DOC_CHARS,
     DOC_QUERY_PROMPT,
+    FOCUS_INSTRUCTIONS,
     JUDGE_INSTRUCTIONS,
     REWRITE_PROMPT,
     STYLE_INSTRUCTIONS,
+    focus_sentences,
     judge_query,
     truncate_document,
 )
@@ -49,6 +51,8 @@ class CorpusOptions(StepOptions):
     styles: list[Style] = Field(["question"], min_length=1, description="Query styles: one row per document and style")
     doc_chars: int = Field(DEFAULT_DOC_CHARS, ge=100, description="Characters of each document the teacher reads")
     min_chars: int = Field(80, ge=0, description="Skip documents shorter than this")
+    focus: Literal["document", "sentence"] = Field("document", description="What the teacher reads: the document, or its title and one sentence (a query about one finding, like a citing paper's claim)")
+    sentences_per_doc: int = Field(1, ge=1, description="focus: sentence: sentences drawn per document (seeded), one row each")
 
 
 class ReadsCorpus:
@@ -75,11 +79,24 @@ class CorpusStep(ReadsCorpus, SourceStep):
             ids = sorted(self.context.rng(self.name, "sample").sample(ids, self.options.sample))
         for doc_id in ids:
             doc = corpus[doc_id]
-            text = f"{doc['title']}. {doc['text']}" if doc.get("title") and doc["title"] != doc_id else doc["text"]
+            title = doc["title"] if doc.get("title") and doc["title"] != doc_id else ""
+            text = f"{title}. {doc['text']}" if title else doc["text"]
             for style in self.options.styles:
-                meta = {"id": derive_id(self.name, doc_id, style), "step": self.name, "source": "corpus", "doc_id": doc_id}
-                yield {"doc_id": doc_id, "document": truncate_document(text, self.options.doc_chars), "style": style,
-                       "instruction": STYLE_INSTRUCTIONS[style], "_meta": meta}
+                if self.options.focus == "document":
+                    meta = {"id": derive_id(self.name, doc_id, style), "step": self.name, "source": "corpus", "doc_id": doc_id}
+                    yield {"doc_id": doc_id, "document": truncate_document(text, self.options.doc_chars), "title": title,
+                           "passage": None, "style": style, "instruction": STYLE_INSTRUCTIONS[style], "_meta": meta}
+                    continue
+                for number, sentence in enumerate(self._sentences(doc_id, doc["text"])):
+                    meta = {"id": derive_id(self.name, doc_id, style, number), "step": self.name, "source": "corpus", "doc_id": doc_id}
+                    # `document` is the whole text: the query rules check a copy against every sentence.
+                    yield {"doc_id": doc_id, "document": text, "title": title, "passage": sentence, "style": style,
+                           "instruction": FOCUS_INSTRUCTIONS[style], "_meta": meta}
+
+    def _sentences(self, doc_id: str, text: str) -> list[str]:
+        pool = focus_sentences(text) or [truncate_document(text, 400)]
+        count = min(self.options.sentences_per_doc, len(pool))
+        return self.context.rng(self.name, "sentences", doc_id).sample(pool, count)
 
 
 # -- queries --------------------------------------------------------------------------------------
