@@ -429,6 +429,29 @@ def test_bad_corpora_are_user_errors(tmp_path):
         open_corpus(bad)
 
 
+# -- student examples ----------------------------------------------------------------------------
+def test_contrast_examples_one_row_per_query_with_label_chosen_negatives():
+    from synthwright.reranker.student import QueryLabels, contrast_examples
+
+    texts = {doc: f"text of {doc}" for doc in ("src", "twin", "hard", "medium", "easy", "lone")}
+    groups = [
+        QueryLabels("q1", {"src": 0.9, "twin": 0.8, "hard": 0.3, "medium": 0.2, "easy": 0.05, "missing": 0.1}),
+        QueryLabels("q2", {"src": 0.9, "easy": 0.1}),  # one negative: repeated to fill the row
+        QueryLabels("q3", {"src": 0.9, "twin": 0.7}),  # no candidate below negative_max: no row
+        QueryLabels("q4", {"lone": 1.0}),  # nothing to contrast
+    ]
+    rows = contrast_examples(groups, texts, negatives=2)
+    assert rows == [
+        # the likely false negative (twin, 0.8) is never a negative; the hardest true negatives are
+        {"query": "q1", "positive": "text of src", "negative_1": "text of hard", "negative_2": "text of medium"},
+        {"query": "q2", "positive": "text of src", "negative_1": "text of easy", "negative_2": "text of easy"},
+    ]
+    assert list(contrast_examples(groups[:1], texts, negatives=3)[0]) == ["query", "positive", "negative_1", "negative_2", "negative_3"]
+    # Binary labels (InPars, or real qrels): the first candidates in retrieval order are the negatives.
+    binary = QueryLabels("q", {"src": 1.0, "medium": 0.0, "easy": 0.0, "hard": 0.0})
+    assert contrast_examples([binary], texts, negatives=2)[0]["negative_1"] == "text of medium"
+
+
 # -- sentence focus ----------------------------------------------------------------------------
 ABSTRACT = ("Obesity is a growing problem worldwide. We followed 1,200 children for ten years in three cities. "
             "Children who drank sugary drinks every day gained more weight than those who did not. "

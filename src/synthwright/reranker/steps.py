@@ -424,6 +424,7 @@ class StudentOptions(StepOptions):
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(3e-5, gt=0)
     max_length: int = Field(256, ge=32)
+    negatives: int = Field(2, ge=1, description="kind bi: hard negatives per query (the best-labelled candidates below 0.3)")
     label_source: Literal["recovered", "binary", "real"] = Field("recovered", description="recovered: Thurstone labels; binary: source = 1, candidates = 0 (the InPars baseline); real: real_queries with real_qrels (the comparison)")
     real_queries: str | None = Field(None, description="label_source real: BEIR queries.jsonl of real training queries (never the evaluation queries)")
     real_qrels: str | None = None
@@ -460,7 +461,7 @@ class TrainStudentStage(ReadsCorpus, Stage):
             groups = [QueryLabels(row["query"], self._labels(row)) for row in rows]
         validation = self._validation(texts) if o.validation_queries else None
         settings = TrainSettings(kind=o.kind, epochs=o.epochs, batch_size=o.batch_size, learning_rate=o.learning_rate,
-                                 max_length=o.max_length, seed=self.context.run_seed)
+                                 max_length=o.max_length, negatives=o.negatives, seed=self.context.run_seed)
         trained = train_student(groups, texts, self.context.output_path(o.output), settings, validation)
         for row in rows:
             result.keep(row)
@@ -468,7 +469,7 @@ class TrainStudentStage(ReadsCorpus, Stage):
         return result
 
     def fingerprint_extra(self) -> dict[str, Any]:
-        return {"bi_loss": "in-batch negatives on label-chosen triplets"}  # students trained the MarginMSE way are redone
+        return {"bi_loss": "in-batch negatives, a query's label-chosen negatives in one row"}  # older students are redone
 
     def _labels(self, row: Row) -> dict[str, float]:
         if self.options.label_source == "binary":

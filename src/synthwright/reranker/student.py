@@ -5,7 +5,7 @@ trainers (so checkpoints, logging and loss curves are the library's, not ours):
 
 - `cross`: a cross-encoder (MiniLM with a fresh one-logit head) reading query and document
   together, trained with binary cross-entropy on soft labels in [0, 1];
-- `bi`: the bi-encoder itself fine-tuned on (query, positive, hard negative) triples with
+- `bi`: the bi-encoder itself fine-tuned on (query, positive, hard negatives) rows with
   in-batch negatives (MultipleNegativesRankingLoss, how all-MiniLM-L6-v2 was trained). The
   labels choose the triples: the best-labelled document is the positive, and negatives are
   the best-labelled documents *below* `negative_max`, so a candidate the judges rated as good
@@ -24,6 +24,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +50,7 @@ class TrainSettings:
     learning_rate: float = 3e-5
     warmup_ratio: float = 0.1
     max_length: int = 256
+    negatives: int = 2  # bi-encoder: hard negatives per query, besides the batch's other documents
     seed: int = 0
     threads: int | None = None  # torch threads; None keeps torch's default
 
@@ -81,18 +83,25 @@ def pointwise_examples(groups: Sequence[QueryLabels], texts: Mapping[str, str]) 
     return rows
 
 
-def triplet_examples(groups: Sequence[QueryLabels], texts: Mapping[str, str], *, negatives: int = 2,
-                     negative_max: float = 0.3) -> list[dict[str, Any]]:
-    """(query, positive, negative) rows: per query the best-labelled document against up to
-    `negatives` hard negatives (the highest labels at or below `negative_max`)."""
+def contrast_examples(groups: Sequence[QueryLabels], texts: Mapping[str, str], *, negatives: int = 2,
+                      negative_max: float = 0.3) -> list[dict[str, Any]]:
+    """One row per query for the bi-encoder: its best-labelled document and `negatives` hard
+    negatives (the highest labels at or below `negative_max`), columns query, positive,
+    negative_1 ... negative_k; equal labels keep the order given (the retrieval rank). All of a query's negatives sit in one row, so one softmax sees
+    them together with the batch's other documents, and the query and positive are encoded
+    once. A query with fewer hard negatives repeats its hardest one; one with none is skipped."""
     rows = []
     for group in groups:
-        ranked = sorted(((label, doc) for doc, label in group.labels.items() if doc in texts), reverse=True)
+        # Stable on ties: equal labels (binary or real ones) keep the given order, the retrieval rank.
+        ranked = sorted(((label, doc) for doc, label in group.labels.items() if doc in texts), key=lambda item: -item[0])
         if len(ranked) < 2:
             continue
         best_label, best = ranked[0]
         hard = [doc for label, doc in ranked[1:] if label <= negative_max and label < best_label][:negatives]
-        rows.extend({"query": group.query, "positive": texts[best], "negative": texts[doc]} for doc in hard)
+        if not hard:
+            continue
+        hard += [hard[0]] * (negatives - len(hard))
+        rows.append({"query": group.query, "positive": texts[best], **{f"negative_{i}": texts[doc] for i, doc in enumerate(hard, 1)}})
     return rows
 
 
@@ -143,7 +152,7 @@ def train_student(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     base = base_model or str(minilm_path())
-    make_rows = pointwise_examples if settings.kind == "cross" else triplet_examples
+    make_rows = pointwise_examples if settings.kind == "cross" else partial(contrast_examples, negatives=settings.negatives)
     rows = make_rows(groups, texts)
     if not rows:
         raise UserError("The student has no training examples.", "Check that the labels name documents in the corpus, and that queries have more than one graded document.")
