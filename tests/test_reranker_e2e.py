@@ -38,6 +38,9 @@ SYSTEMS = ("BM25", "dense (MiniLM)", "hybrid (RRF)", "student: rerank top 30", "
 # The bi-encoder run also evaluates the teacher as a pointwise reranker (2 sampled queries x top 3).
 TEACHER_RERANK = {"cross": (), "bi": ("--teacher-rerank", "2", "--teacher-rerank-depth", "3")}
 TEACHER_SYSTEMS = ("hybrid (RRF) [2 sampled queries]", "teacher (smollm2-135m): rerank hybrid top 3 [2 sampled queries]")
+# The bi-encoder run has the teacher read one sentence at a time, two per document (each has two).
+FOCUS = {"cross": (), "bi": ("--focus", "sentence", "--sentences-per-doc", "2")}
+QUERIES_PER_DOC = {"cross": 1, "bi": 2}
 
 
 @pytest.fixture
@@ -62,16 +65,16 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
         "reranker", "--corpus", str(beir_files["corpus"]), "--teacher", "llamacpp:smollm2-135m", "--budget", str(BUDGET),
         "--candidates", "4", "--pairs-per-query", "6", "--epochs", "1", "--max-length", "64", "--student", student,
         "--eval-queries", str(beir_files["queries"]), "--eval-qrels", str(beir_files["qrels"]), "--run-dir", str(run_dir),
-        *TEACHER_RERANK[student], timeout=480,
+        *TEACHER_RERANK[student], *FOCUS[student], timeout=480,
     )
     took = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     print(f"synthwright reranker --student {student}: {took:.1f} s")
 
-    # Queries: one per document, each sent to the teacher; the LLM judged within its budget.
+    # Queries: one per document (or per drawn sentence), each sent to the teacher; the LLM judged within its budget.
     rundir = RunDirectory(run_dir)
-    assert rundir.merged_stats("queries").requests_sent == len(DOCUMENTS)
+    assert rundir.merged_stats("queries").requests_sent == QUERIES_PER_DOC[student] * len(DOCUMENTS)
     labels_report = json.loads((run_dir / "labels_report.json").read_text())
     llm = [m for m in labels_report["members"] if m not in ("bm25", "embedding")]
     assert set(labels_report["members"]) >= {"bm25", "embedding"} and len(llm) == 1, labels_report
@@ -79,7 +82,9 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
 
     # Labels: every kept query grades its source and its candidates in [0, 1].
     rows = read_jsonl(run_dir / "dataset.jsonl")
-    assert 0 < len(rows) <= len(DOCUMENTS)
+    assert 0 < len(rows) <= QUERIES_PER_DOC[student] * len(DOCUMENTS)
+    if FOCUS[student]:  # each query was written from one sentence of its document
+        assert all(row["passage"] in DOCUMENTS[row["doc_id"]][1] for row in rows)
     llm_judged = sum(1 for row in rows for c in row["comparisons"] if (c["by"] or {}).get(llm[0]) is not None)
     assert 1 <= llm_judged <= BUDGET
     assert rundir.merged_stats("judged").requests_sent == 2 * llm_judged  # each pair asked in both orders
