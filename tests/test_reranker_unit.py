@@ -17,7 +17,7 @@ from synthwright.errors import UserError
 from synthwright.ranking import is_connected, select_pairs
 from synthwright.reranker.corpus import PYDOC_TOPICS, open_corpus
 from synthwright.reranker.evaluation import fuse, rerank
-from synthwright.reranker.judging import choose_for_llm, graph_for
+from synthwright.reranker.judging import choose_for_llm, graph_for, stochastic_round
 from synthwright.reranker.labels import (
     combine,
     estimate_reliability,
@@ -219,6 +219,18 @@ def test_llm_budget_and_anchor_share(budget, share, anchors):
     assert len(chosen) == min(budget, 24)
     assert sum(c["anchor"] for _, c in chosen) == anchors
     assert len({id(c) for _, c in chosen}) == len(chosen)  # no comparison twice
+
+
+def test_small_budgets_are_rounded_stochastically_so_totals_come_out_right():
+    rng = random.Random(0)
+    draws = [stochastic_round(2.56, rng) for _ in range(4000)]
+    assert set(draws) == {2, 3}
+    assert sum(draws) / len(draws) == pytest.approx(2.56, abs=0.03)  # round() would spend 3 every time
+    assert stochastic_round(4.0, rng) == 4 and stochastic_round(0.0, rng) == 0
+    # 0.2 of a 2-pair batch budget: some batches still spend one pair on an anchor, so the
+    # LLM's reliability gets measured (rounding would give none in every batch).
+    anchors = [sum(c["anchor"] for _, c in choose_for_llm(budget_graphs(), 2, 0.2, random.Random(seed))) for seed in range(400)]
+    assert 0.3 < sum(anchors) / len(anchors) < 0.5
 
 
 def test_llm_goes_where_cheap_members_disagree():
