@@ -712,6 +712,18 @@ def test_report_shows_the_calibration_sample(tmp_path):
     assert "0.71" in html and "0.82" in html and "50 queries, 100 pairs" in html
 
 
+def test_report_shows_how_hard_the_queries_are_and_a_sample_of_them():
+    from synthwright.reranker.report import _queries_section
+
+    assert _queries_section([{"query": "q"}]) == ""  # rows without a retrieval check
+    rows = [{"query": f"<claim {i}>", "doc_id": f"d{i}", "passage": f"sentence {i}", "source_rank": 1 if i < 3 else 4,
+             "labels": [{"doc_id": f"d{i}", "label": 0.9}, {"doc_id": "x", "label": 0.25}]} for i in range(4)]
+    html = _queries_section(rows)
+    assert "first from the hybrid retriever for 3 of 4 queries (75%)" in html
+    assert "&lt;claim 3&gt;" in html and "<claim" not in html  # every sampled row, escaped
+    assert "sentence 0" in html and "0.900" in html and "0.250" in html
+
+
 def test_calibration_with_qrels_of_another_corpus_is_a_clear_error(tmp_path):
     from synthwright.core.step import StepContext
     from synthwright.reranker.steps import CalibrateJudgesStage, CalibrateOptions

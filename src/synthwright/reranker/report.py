@@ -1,5 +1,6 @@
 """The reranker run's HTML report: one self-contained page (figures inline, nothing fetched,
-every string from data escaped). Sections: data (rows per step, drops by reason), judges
+every string from data escaped). Sections: data (rows per step, drops by reason, how often
+the first stage already finds each query's source, a sample of queries), judges
 (reliability, weight, position bias per member, LLM cost), labels (distribution, source vs
 candidates), student (loss curves), evaluation on real queries (table, gains with intervals).
 """
@@ -41,6 +42,28 @@ def _steps_section(run_dir: Path) -> str:
         per = stats.seconds / stats.requests_sent if stats.requests_sent else None
         rows.append([name, stats.rows_in, stats.rows_out, drops, failed, stats.requests_sent, stats.cache_hits, stats.seconds, per])
     return "<h2>Data</h2>" + _table(["step", "in", "out", "dropped (reason)", "failed", "LLM requests", "cache hits", "seconds", "s / request"], rows)
+
+
+def _queries_section(rows: Sequence[dict], shown: int = 12) -> str:
+    """How hard the synthetic queries are for the first stage, and a seeded sample of them
+    with what the teacher read (the sentence, under --focus sentence) and the labels."""
+    ranks = [row["source_rank"] for row in rows if row.get("source_rank") is not None]
+    if not ranks:
+        return ""
+    first = sum(rank == 1 for rank in ranks)
+    summary = (f"<p>The source document comes back first from the hybrid retriever for {_n(first)} of {_n(len(ranks))} "
+               f"queries ({first / len(ranks):.0%}), in its top 3 for {_n(sum(rank <= 3 for rank in ranks))}. A query the first "
+               "stage already answers teaches the student little.</p>")
+    sample = np.random.default_rng(0).choice(len(rows), size=min(shown, len(rows)), replace=False)
+    lines = []
+    for index in sorted(int(i) for i in sample):
+        row = rows[index]
+        labels = {item["doc_id"]: item["label"] for item in row.get("labels") or ()}
+        best_other = max((label for doc, label in labels.items() if doc != row.get("doc_id")), default=None)
+        lines.append([row.get("query"), row.get("passage") or (row.get("document") or "")[:160] + " ...",
+                      row.get("source_rank"), labels.get(row.get("doc_id")), best_other])
+    return ("<h3>Queries</h3>" + summary
+            + _table(["query", "what the teacher read", "source rank", "source label", "best other label"], lines))
 
 
 def _judges_section(run_dir: Path, rows: Sequence[dict]) -> str:
@@ -141,7 +164,7 @@ def render(run_dir: Path, rows: Sequence[dict], title: str) -> str:
     manifest = _read_json(run_dir / "manifest.json") or {}
     head = f"<h1>{_e(title)}</h1><p class=\"muted\">run folder {_e(run_dir)}; pipeline {_e(manifest.get('name', ''))}</p>"
     labels = "<h2>Labels</h2>" + _img(_labels_png(rows), "distribution of recovered labels") if rows else ""
-    body = head + _steps_section(run_dir) + _judges_section(run_dir, rows) + _calibration_section(run_dir) + labels + _students_section(run_dir) + _evaluation_section(run_dir)
+    body = head + _steps_section(run_dir) + _queries_section(rows) + _judges_section(run_dir, rows) + _calibration_section(run_dir) + labels + _students_section(run_dir) + _evaluation_section(run_dir)
     return f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{_e(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>"
 
 
