@@ -84,7 +84,7 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
     rows = read_jsonl(run_dir / "dataset.jsonl")
     assert 0 < len(rows) <= QUERIES_PER_DOC[student] * len(DOCUMENTS)
     if FOCUS[student]:  # each query was written from one sentence of its document
-        assert all(row["passage"] in DOCUMENTS[row["doc_id"]][1] for row in rows)
+        assert all(row["sentence"] in DOCUMENTS[row["doc_id"]][1] for row in rows)
     llm_judged = sum(1 for row in rows for c in row["comparisons"] if (c["by"] or {}).get(llm[0]) is not None)
     assert 1 <= llm_judged <= BUDGET
     assert rundir.merged_stats("judged").requests_sent == 2 * llm_judged  # each pair asked in both orders

@@ -28,6 +28,7 @@ from synthwright.reranker.queries import (
     DOC_QUERY_PROMPT,
     clean_query,
     copies_document,
+    draw_without_replacement,
     focus_sentences,
     judge_query,
     truncate_document,
@@ -213,7 +214,7 @@ def budget_graphs() -> list[tuple[dict, list[dict]]]:
     return graphs
 
 
-@pytest.mark.parametrize("budget, share, anchors", [(10, 0.2, 2), (10, 0.5, 5), (5, 0.0, 0), (20, 1.0, 8), (3, 0.34, 1)])
+@pytest.mark.parametrize("budget, share, anchors", [(10, 0.2, 2), (10, 0.5, 5), (5, 0.0, 0), (20, 1.0, 8), (5, 0.2, 1)])
 def test_llm_budget_and_anchor_share(budget, share, anchors):
     chosen = choose_for_llm(budget_graphs(), budget, share, random.Random(0))
     assert len(chosen) == min(budget, 24)
@@ -460,8 +461,9 @@ def test_contrast_examples_one_row_per_query_with_label_chosen_negatives():
     ]
     assert list(contrast_examples(groups[:1], texts, negatives=3)[0]) == ["query", "positive", "negative_1", "negative_2", "negative_3"]
     # Binary labels (InPars, or real qrels): the first candidates in retrieval order are the negatives.
-    binary = QueryLabels("q", {"src": 1.0, "medium": 0.0, "easy": 0.0, "hard": 0.0})
-    assert contrast_examples([binary], texts, negatives=2)[0]["negative_1"] == "text of medium"
+    binary = QueryLabels("q", {"src": 1.0, "easy": 0.0, "hard": 0.0, "medium": 0.0})
+    row = contrast_examples([binary], texts, negatives=2)[0]
+    assert (row["negative_1"], row["negative_2"]) == ("text of easy", "text of hard")
 
 
 # -- sentence focus ----------------------------------------------------------------------------
@@ -479,6 +481,16 @@ def test_focus_sentences_skip_the_opening_and_fragments():
     assert all(sentence in ABSTRACT for sentence in sentences)
     two = "First sentence has enough words here. Second sentence also has enough words."
     assert focus_sentences(two) == ["First sentence has enough words here.", "Second sentence also has enough words."]
+    # Without a title the opening is all the teacher would know of the topic: it stays.
+    assert focus_sentences(ABSTRACT, titled=False)[0] == "Obesity is a growing problem worldwide."
+
+
+def test_drawing_more_sentences_keeps_the_earlier_draws():
+    pool = [f"sentence {i}" for i in range(30)]
+    five = draw_without_replacement(pool, 5, random.Random(3))
+    six = draw_without_replacement(pool, 6, random.Random(3))
+    assert six[:5] == five and len(set(six)) == 6  # random.sample(pool, 5) is not a prefix of sample(pool, 6) here
+    assert sorted(draw_without_replacement(pool[:4], 9, random.Random(3))) == sorted(pool[:4])
 
 
 def _corpus_rows(tmp_path, **options):
@@ -486,22 +498,31 @@ def _corpus_rows(tmp_path, **options):
 
     path = tmp_path / "corpus.jsonl"
     docs = [{"_id": "obesity", "title": "Sugary drinks and weight", "text": ABSTRACT},
-            {"_id": "bees", "title": "", "text": BEES}]
+            {"_id": "bees", "title": "", "text": BEES},
+            {"_id": "code", "title": "A listing", "text": "x = [1, 2, 3]  # no sentence here at all, only code"},
+            {"_id": "empty", "title": "Only a title", "text": ""}]
     path.write_text("".join(json.dumps(doc) + "\n" for doc in docs), encoding="utf-8")
-    step = CorpusStep("documents", CorpusOptions(corpus=str(path), styles=["claim"], **options), StepContext(workdir=tmp_path))
+    options = {"styles": ["claim"], "min_chars": 0, **options}
+    step = CorpusStep("documents", CorpusOptions(corpus=str(path), **options), StepContext(workdir=tmp_path))
     return list(step.read())
 
 
 def test_sentence_focus_gives_one_row_per_drawn_sentence(tmp_path):
     rows = _corpus_rows(tmp_path, focus="sentence", sentences_per_doc=3)
-    by_doc = {doc: [row for row in rows if row["doc_id"] == doc] for doc in ("obesity", "bees")}
-    assert len(by_doc["obesity"]) == 3 and len(by_doc["bees"]) == 2  # bees has only two sentences to draw from
+    by_doc = {doc: [row for row in rows if row["doc_id"] == doc] for doc in ("obesity", "bees", "code", "empty")}
+    assert len(by_doc["obesity"]) == 3 and len(by_doc["bees"]) == 3  # untitled: its opening sentence counts too
+    assert [row["sentence"] for row in by_doc["code"]] == ["x = [1, 2, 3]  # no sentence here at all, only code"]
+    assert by_doc["empty"] == []  # nothing to write a query about
     assert len({row["_meta"]["id"] for row in rows}) == len(rows)
     for row in by_doc["obesity"]:
-        assert row["passage"] in focus_sentences(ABSTRACT)
+        assert row["sentence"] in focus_sentences(ABSTRACT)
         assert row["document"] == f"Sugary drinks and weight. {ABSTRACT}"  # whole: the copy rule checks every sentence
         assert row["title"] == "Sugary drinks and weight"
-    assert len({row["passage"] for row in by_doc["obesity"]}) == 3
+    assert len({row["sentence"] for row in by_doc["obesity"]}) == 3
+    # Two styles ask about the same drawn sentences.
+    both = _corpus_rows(tmp_path, focus="sentence", sentences_per_doc=2, styles=["claim", "question"])
+    obesity = [row for row in both if row["doc_id"] == "obesity"]
+    assert [row["sentence"] for row in obesity if row["style"] == "claim"] == [row["sentence"] for row in obesity if row["style"] == "question"]
     # Seeded: the same draw on a rerun, and asking for more sentences keeps the ones drawn before
     # (same ids, same prompts: served from the request cache).
     assert _corpus_rows(tmp_path, focus="sentence", sentences_per_doc=3) == rows
@@ -515,13 +536,32 @@ def test_the_teacher_reads_title_and_sentence_or_the_whole_document(tmp_path):
     prompt = TemplatePrompt(source=DOC_QUERY_PROMPT, name="queries.prompt")
     focused = _corpus_rows(tmp_path, focus="sentence")[0]
     text = prompt.render(focused)
-    assert text == f"{focused['instruction']}\n\nPaper: Sugary drinks and weight\nFinding: {focused['passage']}"
+    assert text == f"{focused['instruction']}\n\nPaper: Sugary drinks and weight\nFinding: {focused['sentence']}"
     assert "Obesity is a growing problem" not in text
-    untitled = prompt.render({**_corpus_rows(tmp_path, focus="sentence")[-1], "style": "question"})
-    assert "Paper:" not in untitled and "\nSentence: " in untitled
-    # Document focus renders exactly the prompt of earlier versions, so their cached answers still count.
+    untitled = next(row for row in _corpus_rows(tmp_path, focus="sentence", styles=["question"]) if row["doc_id"] == "bees")
+    assert "Paper:" not in prompt.render(untitled) and "\nSentence: " in prompt.render(untitled)
+    # Document focus renders exactly the prompt of earlier versions, so their cached answers still
+    # count; so do rows from elsewhere that have only the two columns it needs.
     whole = _corpus_rows(tmp_path)[0]
     assert prompt.render(whole) == f"{whole['instruction']}\n\nPassage: {whole['document']}"
+    assert prompt.render({"instruction": "I", "document": "D"}) == "I\n\nPassage: D"
+
+
+def test_doc_queries_needs_only_instruction_and_document(tmp_path):
+    from synthwright.core.step import StepContext
+    from synthwright.reranker.steps import DocQueriesOptions, DocQueriesStep
+
+    step = DocQueriesStep("queries", DocQueriesOptions(), StepContext(workdir=tmp_path))
+    assert set(step.required_columns()) == {"instruction", "document"}
+
+
+def test_sentences_per_doc_without_sentence_focus_is_an_error(tmp_path):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="focus: sentence"):
+        CorpusOptions(corpus="c.jsonl", sentences_per_doc=2)
+    result = run_cli("reranker", "--corpus", "pydoc:topics", "--sentences-per-doc", "2", "--run-dir", str(tmp_path / "run"), timeout=60)
+    assert_one_clear_error(result, "--sentences-per-doc", "--focus sentence")
 
 
 # -- the pipeline the CLI writes ----------------------------------------------------------------
@@ -716,10 +756,10 @@ def test_report_shows_how_hard_the_queries_are_and_a_sample_of_them():
     from synthwright.reranker.report import _queries_section
 
     assert _queries_section([{"query": "q"}]) == ""  # rows without a retrieval check
-    rows = [{"query": f"<claim {i}>", "doc_id": f"d{i}", "passage": f"sentence {i}", "source_rank": 1 if i < 3 else 4,
+    rows = [{"query": f"<claim {i}>", "doc_id": f"d{i}", "sentence": f"sentence {i}", "source_rank": 1 if i < 3 else 4,
              "labels": [{"doc_id": f"d{i}", "label": 0.9}, {"doc_id": "x", "label": 0.25}]} for i in range(4)]
-    html = _queries_section(rows)
-    assert "first from the hybrid retriever for 3 of 4 queries (75%)" in html
+    html = _queries_section(rows, not_round_trip=2)
+    assert "first from the hybrid retriever for 3 of 4 kept queries (75%)" in html and "2 more were dropped" in html
     assert "&lt;claim 3&gt;" in html and "<claim" not in html  # every sampled row, escaped
     assert "sentence 0" in html and "0.900" in html and "0.250" in html
 

@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         documents: int = typer.Option(None, "--documents", min=1, help="Documents to sample (default: all)."),
         styles: list[str] = typer.Option(["question"], "--style", help="Query style: claim, question or keyword (repeatable)."),
         focus: Focus = typer.Option(Focus.document, "--focus", help="What the teacher reads for a query: the whole document, or its title and one sentence (a query about one finding; shorter prompts, harder queries)."),
-        sentences_per_doc: int = typer.Option(1, "--sentences-per-doc", min=1, help="--focus sentence: sentences drawn per document, one query each."),
+        sentences_per_doc: int = typer.Option(1, "--sentences-per-doc", min=1, help="--focus sentence: sentences drawn per document, one query each (fewer where a document has fewer; the LLM budget is spread as if each had N)."),
         teacher: str = typer.Option(DEFAULT_TEACHER, "--teacher", "-m", help="Teacher model spec (queries and LLM judge)."),
         candidates: int = typer.Option(10, "--candidates", min=1, help="Retrieved candidates per query."),
         pairs_per_query: int = typer.Option(16, "--pairs-per-query", min=1, help="Comparison graph size per query."),
@@ -138,6 +138,9 @@ def register(app: typer.Typer) -> None:
             raise UserError("Give --calibration-queries and --calibration-qrels together.")
         if teacher_queries and eval_queries is None:
             raise UserError("--teacher-rerank evaluates the teacher on real queries: it needs --eval-queries and --eval-qrels.")
+        if sentences_per_doc > 1 and focus != Focus.sentence:
+            raise UserError("--sentences-per-doc draws sentences for --focus sentence; with the whole document it does nothing.",
+                            "Add --focus sentence, or leave --sentences-per-doc out.")
         bad = [s for s in styles if s not in ("claim", "question", "keyword")]
         if bad:
             raise UserError(f"Unknown query style '{bad[0]}'.", "Use claim, question or keyword.")

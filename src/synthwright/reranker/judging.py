@@ -102,10 +102,11 @@ def judge_batch(rows: list[Row], options, context, step_name: str, llm_specs: Se
     from synthwright.judges.pairwise import PairwiseJudge
 
     graphs = [(row, graph_for(row, options, context.seed_for(step_name, row["query_id"]))) for row in rows]
-    budget = stochastic_round(options.llm_pairs_per_query * len(rows), context.rng(step_name, "budget", rows[0]["query_id"] if rows else ""))
+    batch_key = rows[0]["query_id"] if rows else ""  # seeds this batch's draws, so a resumed run makes the same ones
+    budget = stochastic_round(options.llm_pairs_per_query * len(rows), context.rng(step_name, "budget", batch_key))
     usage = []
     for spec in llm_specs:
-        chosen = choose_for_llm(graphs, budget, options.anchor_share, context.rng(step_name, spec, rows[0]["query_id"] if rows else ""))
+        chosen = choose_for_llm(graphs, budget, options.anchor_share, context.rng(step_name, spec, batch_key))
         name = short_model_name(spec)
         for style in sorted({row.get("style", "question") for row, _ in chosen}):
             subset = [(row, c) for row, c in chosen if row.get("style", "question") == style]

@@ -58,7 +58,7 @@ POINTWISE_QUESTIONS = {
 # terms, which hybrid retrieval already matches (the source at rank 1 for 96 of 97). The short
 # prompt is also about three times cheaper on a CPU, and the fixed instruction comes first so
 # llama.cpp reuses it from the previous prompt.
-FOCUS_INSTRUCTIONS = {
+SENTENCE_INSTRUCTIONS = {
     "claim": (
         "Write the claim another paper would make when citing the finding below: one short sentence of at most "
         "14 words, stated as a general fact. Do not mention the study, its methods, or numbers. Write only the claim."
@@ -72,12 +72,15 @@ FOCUS_INSTRUCTIONS = {
         "would type. Write only the query."
     ),
 }
+# Rows without a `sentence` (document focus, or rows from elsewhere) render the prompt of
+# earlier versions exactly, so their cached answers still count.
 DOC_QUERY_PROMPT = (
-    "{{ instruction }}\n\n{% if passage %}"
-    "{% if title %}{{ 'Paper' if style == 'claim' else 'Document' }}: {{ title }}\n{% endif %}"
-    "{{ 'Finding' if style == 'claim' else 'Sentence' }}: {{ passage }}"
+    "{{ instruction }}\n\n{% if sentence is defined and sentence %}"
+    "{% if title is defined and title %}{{ 'Paper' if style == 'claim' else 'Document' }}: {{ title }}\n{% endif %}"
+    "{{ 'Finding' if style == 'claim' else 'Sentence' }}: {{ sentence }}"
     "{% else %}Passage: {{ document }}{% endif %}"
 )
+SENTENCE_FOCUS_COLUMNS = ("sentence", "title", "style")  # only sentence focus reads them: optional in doc_queries' input
 # A second pass over a generated query: the same need in other words. The teacher's queries
 # reuse their document's rarest terms, so BM25 and MiniLM already rank the source first for
 # nearly all of them (SciFact: 228 of 236 at MiniLM rank 1), and a student learns nothing from
@@ -113,14 +116,26 @@ def truncate_document(text: str, max_chars: int = DEFAULT_DOC_CHARS) -> str:
     return cut[: sentence_end + 1] if sentence_end > max_chars // 2 else cut.rsplit(" ", 1)[0] + " ..."
 
 
+# A sentence starts after . ! or ? and a space, at a capital, digit or bracket. (copies_document
+# splits more loosely, at any such space: it looks for copies, where a split too many is harmless.)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
 
 
-def focus_sentences(text: str, min_words: int = 6) -> list[str]:
-    """The sentences a focused query may be written from: at least `min_words` words, and not
-    the first when there are more than two (it is usually background, and the title covers it)."""
+def focus_sentences(text: str, *, titled: bool = True, min_words: int = 6) -> list[str]:
+    """The sentences a focused query may be written from: at least `min_words` words, and, in
+    a titled document with more than two, not the first (it is usually background, and the
+    teacher sees the title anyway)."""
     sentences = [s.strip() for s in _SENTENCE_END.split(text) if len(s.split()) >= min_words]
-    return sentences[1:] if len(sentences) > 2 else sentences
+    return sentences[1:] if titled and len(sentences) > 2 else sentences
+
+
+def draw_without_replacement(pool: list, count: int, rng) -> list:
+    """`count` items of `pool` in the order drawn: asking for more later keeps the earlier
+    draws (random.sample switches algorithm with the sample size, so it does not)."""
+    remaining, drawn = list(pool), []
+    for _ in range(min(count, len(remaining))):
+        drawn.append(remaining.pop(rng.randrange(len(remaining))))
+    return drawn
 
 
 def clean_query(text: str) -> str:

@@ -44,26 +44,35 @@ def _steps_section(run_dir: Path) -> str:
     return "<h2>Data</h2>" + _table(["step", "in", "out", "dropped (reason)", "failed", "LLM requests", "cache hits", "seconds", "s / request"], rows)
 
 
-def _queries_section(rows: Sequence[dict], shown: int = 12) -> str:
+def _queries_section(rows: Sequence[dict], not_round_trip: int = 0, shown: int = 12) -> str:
     """How hard the synthetic queries are for the first stage, and a seeded sample of them
     with what the teacher read (the sentence, under --focus sentence) and the labels."""
     ranks = [row["source_rank"] for row in rows if row.get("source_rank") is not None]
     if not ranks:
         return ""
     first = sum(rank == 1 for rank in ranks)
-    summary = (f"<p>The source document comes back first from the hybrid retriever for {_n(first)} of {_n(len(ranks))} "
-               f"queries ({first / len(ranks):.0%}), in its top 3 for {_n(sum(rank <= 3 for rank in ranks))}. A query the first "
-               "stage already answers teaches the student little.</p>")
+    dropped = f" ({_n(not_round_trip)} more were dropped because it did not come back in the top 20)" if not_round_trip else ""
+    summary = (f"<p>The source document comes back first from the hybrid retriever for {_n(first)} of {_n(len(ranks))} kept "
+               f"queries ({first / len(ranks):.0%}), in its top 3 for {_n(sum(rank <= 3 for rank in ranks))}{dropped}. A query "
+               "the first stage already answers teaches the student little.</p>")
     sample = np.random.default_rng(0).choice(len(rows), size=min(shown, len(rows)), replace=False)
     lines = []
     for index in sorted(int(i) for i in sample):
         row = rows[index]
         labels = {item["doc_id"]: item["label"] for item in row.get("labels") or ()}
         best_other = max((label for doc, label in labels.items() if doc != row.get("doc_id")), default=None)
-        lines.append([row.get("query"), row.get("passage") or (row.get("document") or "")[:160] + " ...",
-                      row.get("source_rank"), labels.get(row.get("doc_id")), best_other])
+        document = row.get("document") or ""
+        read = row.get("sentence") or (document[:300] + " ..." if len(document) > 300 else document)
+        lines.append([row.get("query"), read, row.get("source_rank"), labels.get(row.get("doc_id")), best_other])
     return ("<h3>Queries</h3>" + summary
             + _table(["query", "what the teacher read", "source rank", "source label", "best other label"], lines))
+
+
+def _dropped(run_dir: Path, step: str, reason: str) -> int:
+    from synthwright.pipeline.rundir import RunDirectory
+
+    rundir = RunDirectory(run_dir)
+    return rundir.merged_stats(step).dropped.get(reason, 0) if rundir.read_state(step) is not None else 0
 
 
 def _judges_section(run_dir: Path, rows: Sequence[dict]) -> str:
@@ -164,7 +173,7 @@ def render(run_dir: Path, rows: Sequence[dict], title: str) -> str:
     manifest = _read_json(run_dir / "manifest.json") or {}
     head = f"<h1>{_e(title)}</h1><p class=\"muted\">run folder {_e(run_dir)}; pipeline {_e(manifest.get('name', ''))}</p>"
     labels = "<h2>Labels</h2>" + _img(_labels_png(rows), "distribution of recovered labels") if rows else ""
-    body = head + _steps_section(run_dir) + _queries_section(rows) + _judges_section(run_dir, rows) + _calibration_section(run_dir) + labels + _students_section(run_dir) + _evaluation_section(run_dir)
+    body = head + _steps_section(run_dir) + _queries_section(rows, _dropped(run_dir, "candidates", "not_round_trip")) + _judges_section(run_dir, rows) + _calibration_section(run_dir) + labels + _students_section(run_dir) + _evaluation_section(run_dir)
     return f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{_e(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>"
 
 

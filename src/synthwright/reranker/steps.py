@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from synthwright.core.lineage import Row, derive_id, with_meta
 from synthwright.core.step import (
@@ -31,10 +31,12 @@ from synthwright.reranker.corpus import corpus_fingerprint, corpus_texts, open_c
 from synthwright.reranker.queries import (
     DEFAULT_DOC_CHARS,
     DOC_QUERY_PROMPT,
-    FOCUS_INSTRUCTIONS,
+    SENTENCE_FOCUS_COLUMNS,
+    SENTENCE_INSTRUCTIONS,
     JUDGE_INSTRUCTIONS,
     REWRITE_PROMPT,
     STYLE_INSTRUCTIONS,
+    draw_without_replacement,
     focus_sentences,
     judge_query,
     truncate_document,
@@ -51,8 +53,14 @@ class CorpusOptions(StepOptions):
     styles: list[Style] = Field(["question"], min_length=1, description="Query styles: one row per document and style")
     doc_chars: int = Field(DEFAULT_DOC_CHARS, ge=100, description="Characters of each document the teacher reads")
     min_chars: int = Field(80, ge=0, description="Skip documents shorter than this")
-    focus: Literal["document", "sentence"] = Field("document", description="What the teacher reads: the document, or its title and one sentence (a query about one finding, like a citing paper's claim)")
-    sentences_per_doc: int = Field(1, ge=1, description="focus: sentence: sentences drawn per document (seeded), one row each")
+    focus: Literal["document", "sentence"] = Field("document", description="What the teacher reads: the document (its first doc_chars), or its title and one sentence (a query about one finding, like a citing paper's claim)")
+    sentences_per_doc: int = Field(1, ge=1, description="focus: sentence: sentences drawn per document (seeded), one row each; fewer where a document has fewer")
+
+    @model_validator(mode="after")
+    def _sentences_need_sentence_focus(self) -> "CorpusOptions":
+        if self.sentences_per_doc > 1 and self.focus != "sentence":
+            raise ValueError("sentences_per_doc draws sentences for focus: sentence; with focus: document it would do nothing")
+        return self
 
 
 class ReadsCorpus:
@@ -81,22 +89,26 @@ class CorpusStep(ReadsCorpus, SourceStep):
             doc = corpus[doc_id]
             title = doc["title"] if doc.get("title") and doc["title"] != doc_id else ""
             text = f"{title}. {doc['text']}" if title else doc["text"]
-            for style in self.options.styles:
-                if self.options.focus == "document":
+            if self.options.focus == "document":
+                for style in self.options.styles:
                     meta = {"id": derive_id(self.name, doc_id, style), "step": self.name, "source": "corpus", "doc_id": doc_id}
                     yield {"doc_id": doc_id, "document": truncate_document(text, self.options.doc_chars), "title": title,
-                           "passage": None, "style": style, "instruction": STYLE_INSTRUCTIONS[style], "_meta": meta}
-                    continue
-                for number, sentence in enumerate(self._sentences(doc_id, doc["text"])):
+                           "style": style, "instruction": STYLE_INSTRUCTIONS[style], "_meta": meta}
+                continue
+            # One draw per document: every style is asked about the same sentences.
+            for number, sentence in enumerate(self._sentences(doc_id, doc["text"] or "", titled=bool(title))):
+                for style in self.options.styles:
                     meta = {"id": derive_id(self.name, doc_id, style, number), "step": self.name, "source": "corpus", "doc_id": doc_id}
                     # `document` is the whole text: the query rules check a copy against every sentence.
-                    yield {"doc_id": doc_id, "document": text, "title": title, "passage": sentence, "style": style,
-                           "instruction": FOCUS_INSTRUCTIONS[style], "_meta": meta}
+                    yield {"doc_id": doc_id, "document": text, "title": title, "sentence": sentence, "style": style,
+                           "instruction": SENTENCE_INSTRUCTIONS[style], "_meta": meta}
 
-    def _sentences(self, doc_id: str, text: str) -> list[str]:
-        pool = focus_sentences(text) or [truncate_document(text, 400)]
-        count = min(self.options.sentences_per_doc, len(pool))
-        return self.context.rng(self.name, "sentences", doc_id).sample(pool, count)
+    def _sentences(self, doc_id: str, text: str, *, titled: bool) -> list[str]:
+        """Seeded per document. A document that does not split into sentences (code, a list)
+        gives its opening instead; a "sentence" where the split failed is cut like a document."""
+        pool = focus_sentences(text, titled=titled) or ([text] if text.strip() else [])
+        drawn = draw_without_replacement(pool, self.options.sentences_per_doc, self.context.rng(self.name, "sentences", doc_id))
+        return [truncate_document(sentence, self.options.doc_chars) for sentence in drawn]
 
 
 # -- queries --------------------------------------------------------------------------------------
@@ -121,6 +133,10 @@ class DocQueriesStep(GenerateStep):
 
     Options = DocQueriesOptions
     description = "Ask the teacher for a query each document answers (InPars style); clean it and drop bad ones by reason."
+
+    def required_columns(self) -> tuple[str, ...]:
+        # Only rows written under sentence focus have these; the prompt falls back without them.
+        return tuple(column for column in super().required_columns() if column not in SENTENCE_FOCUS_COLUMNS)
 
     def _child(self, result, row, sample_index, response):
         child = super()._child(result, row, sample_index, response)
@@ -273,7 +289,8 @@ class PairJudgeStep(ReadsCorpus, RowStep):
         return ("comparisons",)
 
     def fingerprint_extra(self) -> dict[str, Any]:
-        return {**corpus_fingerprint(self._spec()), "instructions": JUDGE_INSTRUCTIONS}
+        # "budget": batches judged when the LLM budget was rounded, not drawn, are redone.
+        return {**corpus_fingerprint(self._spec()), "instructions": JUDGE_INSTRUCTIONS, "budget": "stochastic rounding"}
 
     def process(self, rows: list[Row]) -> BatchResult:
         from synthwright.reranker.judging import judge_batch

@@ -89,7 +89,9 @@ def contrast_examples(groups: Sequence[QueryLabels], texts: Mapping[str, str], *
     negatives (the highest labels at or below `negative_max`), columns query, positive,
     negative_1 ... negative_k; equal labels keep the order given (the retrieval rank). All of a query's negatives sit in one row, so one softmax sees
     them together with the batch's other documents, and the query and positive are encoded
-    once. A query with fewer hard negatives repeats its hardest one; one with none is skipped."""
+    once. A query with fewer hard negatives repeats its hardest one (which then counts twice
+    in that softmax, a small push; a random document instead could be an unseen positive);
+    one with none is skipped."""
     rows = []
     for group in groups:
         # Stable on ties: equal labels (binary or real ones) keep the given order, the retrieval rank.
