@@ -445,7 +445,7 @@ def test_request_progress_line_counts_and_goes_away():
     from synthwright.cli.pipeline import ProgressObserver
     from synthwright.llm.records import LLMResponse
 
-    observer = ProgressObserver()
+    observer = ProgressObserver(live=True)
     observer.progress.start()
     try:
         line = observer.request_progress("teacher as a reranker")
@@ -460,6 +460,36 @@ def test_request_progress_line_counts_and_goes_away():
         assert observer.progress.tasks == []
     finally:
         observer.progress.stop()
+
+
+def test_plain_progress_lines_where_stderr_is_not_a_terminal(tmp_path, capsys, monkeypatch):
+    """nohup, CI or a pipe: no live bar (it would show nothing until the end), but log lines
+    with batches, rows, requests and an ETA; none at all for work that ends quickly."""
+    import synthwright.cli.pipeline as cli_pipeline
+    from synthwright.cli.pipeline import ProgressObserver
+    from synthwright.llm.records import LLMResponse
+
+    config = validate_pipeline({"name": "p", "steps": [
+        {"name": "rows", "uses": "load", "batch_size": 2, "with": {"path": str(write_rows(tmp_path / "rows.jsonl"))}}]}, source="t")
+    assert ProgressObserver().live is False  # pytest's stderr is not a terminal
+    run_pipeline(config, tmp_path / "quick", observer=ProgressObserver(live=False))
+    assert capsys.readouterr().err == ""  # finished within PLAIN_LOG_EVERY_S: nothing extra
+
+    monkeypatch.setattr(cli_pipeline, "PLAIN_LOG_EVERY_S", 0.0)
+    observer = ProgressObserver(live=False)
+    run_pipeline(config, tmp_path / "logged", observer=observer)
+    lines = capsys.readouterr().err.strip().splitlines()
+    batches = -(-len(TEXTS) // 2)  # a source step does not know its total ahead, so no ETA
+    assert lines[0] == "rows: 1 batches, 2 rows out, 0 sent, 0 cached, 0 failed, 0:00:00 elapsed, ETA ?"
+    assert lines[-1].startswith(f"rows: {batches} batches, {len(TEXTS)} rows out") and "done in" in lines[-1]
+    log = cli_pipeline.PlainLog("judged", total=4, done=2)  # resumed: the ETA counts this run's pace only
+    log.update(3, "batches")
+    assert capsys.readouterr().err.strip() == "judged: 3/4 batches, 0:00:00 elapsed, ETA 0:00:00"
+    requests = observer.request_progress("teacher as a reranker")
+    requests.start(2)
+    requests.advance(LLMResponse(text="Yes").model_copy(update={"cached": True}))
+    requests.advance(LLMResponse(text="", error="timeout"))
+    assert capsys.readouterr().err.splitlines()[-1].startswith("  teacher as a reranker: 2/2 requests, 1 cached, 1 failed")
 
 
 def test_run_pipeline_hands_the_observer_to_steps_but_not_to_workers(tmp_path):

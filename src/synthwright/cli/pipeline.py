@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import typer
@@ -21,10 +22,47 @@ from synthwright.pipeline.rundir import RunDirectory
 from synthwright.pipeline.steps import load_step_types
 
 
-class ProgressObserver(RunObserver):
-    """One progress line per step: batches done, rows, requests, failures, ETA."""
+# Where stderr is not a terminal (nohup, CI, a pipe), a live bar shows nothing until the end:
+# a step that runs longer than this writes a plain line this often instead.
+PLAIN_LOG_EVERY_S = 30.0
 
-    def __init__(self):
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+class PlainLog:
+    """Progress as log lines: at most one per PLAIN_LOG_EVERY_S, none for work that ends sooner
+    (a quick run, or an error at once, prints nothing extra)."""
+
+    def __init__(self, name: str, total: int | None, done: int = 0):
+        self.name, self.total, self.done = name, total, done
+        self._resumed = done
+        self._started = self._last = time.monotonic()
+
+    def update(self, done: int, detail: str, *, final: bool = False) -> None:
+        self.done = done
+        now = time.monotonic()
+        if now - self._last < PLAIN_LOG_EVERY_S and not (final and now - self._started >= PLAIN_LOG_EVERY_S):
+            return
+        self._last = now
+        elapsed = now - self._started
+        progressed = self.done - self._resumed
+        eta = (self.total - self.done) * elapsed / progressed if self.total and progressed > 0 else None
+        of = f"/{self.total}" if self.total else ""
+        tail = f"done in {_clock(elapsed)}" if final else f"{_clock(elapsed)} elapsed, ETA {_clock(eta)}"
+        err.print(f"{self.name}: {self.done}{of} {detail}, {tail}", highlight=False)
+
+
+class ProgressObserver(RunObserver):
+    """One progress line per step: batches done, rows, requests, failures, ETA. A live bar on a
+    terminal; plain log lines elsewhere."""
+
+    def __init__(self, live: bool | None = None):
+        self.live = err.is_terminal if live is None else live
         self.progress = Progress(
             SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rows]} rows out"), TextColumn("{task.fields[sent]} sent"),
@@ -32,6 +70,7 @@ class ProgressObserver(RunObserver):
             TimeElapsedColumn(), TimeRemainingColumn(), console=err,
         )
         self._task = None
+        self._log: PlainLog | None = None
         self._totals = StepStats()
 
     def step_skipped(self, planned: PlannedStep, stats: StepStats) -> None:
@@ -39,6 +78,9 @@ class ProgressObserver(RunObserver):
 
     def step_started(self, planned: PlannedStep, total_batches: int | None, done_batches: int) -> None:
         self._totals = StepStats()
+        if not self.live:
+            self._log = PlainLog(planned.step.name, total_batches, done_batches)
+            return
         if self._task is None:
             self.progress.start()
         else:
@@ -51,11 +93,21 @@ class ProgressObserver(RunObserver):
     def batch_finished(self, planned: PlannedStep, result: BatchResult) -> None:
         self._totals = self._totals.merge(result.stats)
         t = self._totals
+        if self._log is not None:
+            self._log.update(self._log.done + 1, self._detail())
+            return
         self.progress.update(
             self._task, advance=1, rows=t.rows_out, sent=t.requests_sent, hits=t.cache_hits, failed=sum(t.failed.values())
         )
 
+    def _detail(self) -> str:
+        t = self._totals
+        return f"batches, {t.rows_out} rows out, {t.requests_sent} sent, {t.cache_hits} cached, {sum(t.failed.values())} failed"
+
     def step_finished(self, planned: PlannedStep, stats: StepStats) -> None:
+        if self._log is not None:
+            self._log.update(self._log.total or self._log.done, self._detail(), final=True)
+            return
         task = next(t for t in self.progress.tasks if t.id == self._task)
         self.progress.update(self._task, completed=task.total or 1)
 
@@ -64,25 +116,32 @@ class ProgressObserver(RunObserver):
             self.progress.stop()
 
     def request_progress(self, description: str) -> "RequestsLine":
-        return RequestsLine(self.progress, description)
+        return RequestsLine(self.progress if self.live else None, description)
 
 
 class RequestsLine:
     """A second line under the step's, for a stage's long run of LLM requests (calibration,
     the teacher as a reranker): requests done of all, cached, failed, rate and ETA."""
 
-    def __init__(self, progress: Progress, description: str):
-        self.progress, self.description = progress, description
+    def __init__(self, progress: Progress | None, description: str):
+        self.progress, self.description = progress, description  # no progress: plain log lines
         self._task = None
+        self._log: PlainLog | None = None
         self._done = self._hits = self._failed = 0
 
     def start(self, total: int) -> None:
+        if self.progress is None:
+            self._log = PlainLog(f"  {self.description}", total)
+            return
         self._task = self.progress.add_task(f"  {self.description}", total=total, rows=0, sent=0, hits=0, failed=0)
 
     def advance(self, response) -> None:
         self._done += 1
         self._hits += bool(response.cached)
         self._failed += not response.ok
+        if self._log is not None:
+            self._log.update(self._done, f"requests, {self._hits} cached, {self._failed} failed")
+            return
         self.progress.update(self._task, advance=1, rows=self._done, sent=self._done - self._hits, hits=self._hits, failed=self._failed)
 
     def finish(self) -> None:
