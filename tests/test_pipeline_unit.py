@@ -492,6 +492,26 @@ def test_plain_progress_lines_where_stderr_is_not_a_terminal(tmp_path, capsys, m
     assert capsys.readouterr().err.splitlines()[-1].startswith("  teacher as a reranker: 2/2 requests, 1 cached, 1 failed")
 
 
+def test_plain_progress_eta_follows_the_recent_pace(capsys, monkeypatch):
+    """A rerun replays its first batches from the request cache in a blink; the ETA must
+    follow the live pace after them, not the mean since the start."""
+    import synthwright.cli.pipeline as cli_pipeline
+
+    clock = [0.0]
+    monkeypatch.setattr(cli_pipeline.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(cli_pipeline, "PLAIN_LOG_EVERY_S", 0.0)
+    log = cli_pipeline.PlainLog("queries", total=100)
+    for done in range(1, 21):  # 20 batches from the cache, 0.05 s each
+        clock[0] += 0.05
+        log.update(done, "batches")
+    for done in range(21, 21 + cli_pipeline.ETA_WINDOW_BATCHES):  # then 60 s a batch
+        clock[0] += 60.0
+        log.update(done, "batches")
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    remaining = 100 - (20 + cli_pipeline.ETA_WINDOW_BATCHES)
+    assert last.endswith(f"ETA {cli_pipeline._clock(remaining * 60.0)}"), last
+
+
 def test_run_pipeline_hands_the_observer_to_steps_but_not_to_workers(tmp_path):
     import pickle
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from pathlib import Path
 
 import typer
@@ -25,6 +26,10 @@ from synthwright.pipeline.steps import load_step_types
 # Where stderr is not a terminal (nohup, CI, a pipe), a live bar shows nothing until the end:
 # a step that runs longer than this writes a plain line this often instead.
 PLAIN_LOG_EVERY_S = 30.0
+# The ETA follows the pace of the last this-many batches: batches replayed from the request
+# cache at the start of a rerun finish in a blink and would make an ETA from the mean far
+# too hopeful.
+ETA_WINDOW_BATCHES = 10
 
 
 def _clock(seconds: float | None) -> str:
@@ -40,21 +45,30 @@ class PlainLog:
 
     def __init__(self, name: str, total: int | None, done: int = 0):
         self.name, self.total, self.done = name, total, done
-        self._resumed = done
         self._started = self._last = time.monotonic()
+        # (time, batches done) at the start and after each recent batch; batches done before
+        # this run (resumed) never count towards the pace.
+        self._recent: deque[tuple[float, int]] = deque([(self._started, done)], maxlen=ETA_WINDOW_BATCHES + 1)
 
     def update(self, done: int, detail: str, *, final: bool = False) -> None:
         self.done = done
         now = time.monotonic()
+        self._recent.append((now, done))
         if now - self._last < PLAIN_LOG_EVERY_S and not (final and now - self._started >= PLAIN_LOG_EVERY_S):
             return
         self._last = now
         elapsed = now - self._started
-        progressed = self.done - self._resumed
-        eta = (self.total - self.done) * elapsed / progressed if self.total and progressed > 0 else None
+        eta = self._eta(now)
         of = f"/{self.total}" if self.total else ""
         tail = f"done in {_clock(elapsed)}" if final else f"{_clock(elapsed)} elapsed, ETA {_clock(eta)}"
         err.print(f"{self.name}: {self.done}{of} {detail}, {tail}", highlight=False)
+
+    def _eta(self, now: float) -> float | None:
+        since, done_then = self._recent[0]
+        progressed = self.done - done_then
+        if not self.total or progressed <= 0:
+            return None
+        return (self.total - self.done) * (now - since) / progressed
 
 
 class ProgressObserver(RunObserver):
