@@ -752,6 +752,26 @@ def test_report_shows_the_calibration_sample(tmp_path):
     assert "0.71" in html and "0.82" in html and "50 queries, 100 pairs" in html
 
 
+def test_report_counts_round_trip_drops_whatever_the_retrieval_step_is_called(tmp_path):
+    from synthwright.core.step import BatchResult
+    from synthwright.pipeline.rundir import RunDirectory
+    from synthwright.reranker.report import render
+
+    rundir = RunDirectory(tmp_path)
+    rundir.write_manifest({"name": "p", "config": {"steps": [{"name": "retrieval"}, {"name": "report"}]}})
+    rundir.start_step("retrieval", "f", None)
+    result = BatchResult.for_input(5)
+    result.kept = [{"query": "q", "doc_id": "d", "source_rank": 1}] * 2
+    result.stats.rows_out = 2
+    for _ in range(3):
+        result.drop({"query": "lost", "doc_id": "d", "source_rank": 40}, "not_round_trip")
+    rundir.write_batch("retrieval", 0, result)
+    rundir.finish_step("retrieval")
+    html = render(tmp_path, result.kept, "t")
+    assert "for 2 of 2 kept queries (100%)" in html and "3 more were dropped" in html
+    assert "not_round_trip 3" in html  # the data table, from the same stats
+
+
 def test_report_shows_how_hard_the_queries_are_and_a_sample_of_them():
     from synthwright.reranker.report import _queries_section
 

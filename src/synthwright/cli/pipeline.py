@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
+from datetime import timedelta
 from pathlib import Path
 
 import typer
@@ -33,10 +34,7 @@ ETA_WINDOW_BATCHES = 10
 
 
 def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+    return "?" if seconds is None else str(timedelta(seconds=int(seconds)))
 
 
 class PlainLog:

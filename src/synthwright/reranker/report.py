@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from synthwright.core.step import StepStats
 from synthwright.validate.html_report import STYLE, _e, _n, _table
 from synthwright.validate.plots import _figure, _png
 from synthwright.validate.report import data_uri
@@ -26,17 +27,20 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _steps_section(run_dir: Path) -> str:
+def _step_stats(run_dir: Path) -> dict[str, StepStats]:
+    """StepStats of every step that has run, in pipeline order (the report itself has not, on
+    its first run)."""
     from synthwright.pipeline.rundir import RunDirectory
 
     rundir = RunDirectory(run_dir)
     manifest = rundir.read_manifest() or {}
     names = [step["name"] for step in (manifest.get("config") or {}).get("steps", [])]
+    return {name: rundir.merged_stats(name) for name in names if rundir.read_state(name) is not None}
+
+
+def _steps_section(step_stats: dict[str, StepStats]) -> str:
     rows = []
-    for name in names:
-        if rundir.read_state(name) is None:
-            continue  # not run yet (the report itself, on its first run)
-        stats = rundir.merged_stats(name)
+    for name, stats in step_stats.items():
         drops = ", ".join(f"{reason} {count}" for reason, count in stats.dropped.most_common()) or "–"
         failed = ", ".join(f"{reason} {count}" for reason, count in stats.failed.most_common()) or "–"
         per = stats.seconds / stats.requests_sent if stats.requests_sent else None
@@ -51,7 +55,7 @@ def _queries_section(rows: Sequence[dict], not_round_trip: int = 0, shown: int =
     if not ranks:
         return ""
     first = sum(rank == 1 for rank in ranks)
-    dropped = f" ({_n(not_round_trip)} more were dropped because it did not come back in the top 20)" if not_round_trip else ""
+    dropped = f" ({_n(not_round_trip)} more were dropped because it did not come back within the round-trip depth)" if not_round_trip else ""
     summary = (f"<p>The source document comes back first from the hybrid retriever for {_n(first)} of {_n(len(ranks))} kept "
                f"queries ({first / len(ranks):.0%}), in its top 3 for {_n(sum(rank <= 3 for rank in ranks))}{dropped}. A query "
                "the first stage already answers teaches the student little.</p>")
@@ -66,13 +70,6 @@ def _queries_section(rows: Sequence[dict], not_round_trip: int = 0, shown: int =
         lines.append([row.get("query"), read, row.get("source_rank"), labels.get(row.get("doc_id")), best_other])
     return ("<h3>Queries</h3>" + summary
             + _table(["query", "what the teacher read", "source rank", "source label", "best other label"], lines))
-
-
-def _dropped(run_dir: Path, step: str, reason: str) -> int:
-    from synthwright.pipeline.rundir import RunDirectory
-
-    rundir = RunDirectory(run_dir)
-    return rundir.merged_stats(step).dropped.get(reason, 0) if rundir.read_state(step) is not None else 0
 
 
 def _judges_section(run_dir: Path, rows: Sequence[dict]) -> str:
@@ -173,7 +170,10 @@ def render(run_dir: Path, rows: Sequence[dict], title: str) -> str:
     manifest = _read_json(run_dir / "manifest.json") or {}
     head = f"<h1>{_e(title)}</h1><p class=\"muted\">run folder {_e(run_dir)}; pipeline {_e(manifest.get('name', ''))}</p>"
     labels = "<h2>Labels</h2>" + _img(_labels_png(rows), "distribution of recovered labels") if rows else ""
-    body = head + _steps_section(run_dir) + _queries_section(rows, _dropped(run_dir, "candidates", "not_round_trip")) + _judges_section(run_dir, rows) + _calibration_section(run_dir) + labels + _students_section(run_dir) + _evaluation_section(run_dir)
+    step_stats = _step_stats(run_dir)
+    # Whatever the candidates step is called in this pipeline, its round-trip drops carry this reason.
+    not_round_trip = sum(stats.dropped.get("not_round_trip", 0) for stats in step_stats.values())
+    body = head + _steps_section(step_stats) + _queries_section(rows, not_round_trip) + _judges_section(run_dir, rows) + _calibration_section(run_dir) + labels + _students_section(run_dir) + _evaluation_section(run_dir)
     return f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{_e(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>"
 
 
