@@ -38,8 +38,9 @@ SYSTEMS = ("BM25", "dense (MiniLM)", "hybrid (RRF)", "student: rerank top 30", "
 # The bi-encoder run also evaluates the teacher as a pointwise reranker (2 sampled queries x top 3).
 TEACHER_RERANK = {"cross": (), "bi": ("--teacher-rerank", "2", "--teacher-rerank-depth", "3")}
 TEACHER_SYSTEMS = ("hybrid (RRF) [2 sampled queries]", "teacher (smollm2-135m): rerank hybrid top 3 [2 sampled queries]")
-# The bi-encoder run has the teacher read one sentence at a time, two per document (each has two).
-FOCUS = {"cross": (), "bi": ("--focus", "sentence", "--sentences-per-doc", "2")}
+# The bi-encoder run has the teacher read one sentence at a time, two per document (each has two),
+# and keeps half of the base model's weights in the saved student.
+FOCUS = {"cross": (), "bi": ("--focus", "sentence", "--sentences-per-doc", "2", "--base-weight", "0.5")}
 QUERIES_PER_DOC = {"cross": 1, "bi": 2}
 
 
@@ -101,6 +102,7 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
     assert (run_dir / "student" / "model").is_dir() and any((run_dir / "student" / "model").iterdir())
     training = json.loads((run_dir / "student" / "training.json").read_text())
     assert training["kind"] == student and training["examples"] > 0
+    assert training["base_weight"] == (0.5 if student == "bi" else 0.0)
     assert training["curves"]["train"] and all(loss >= 0 for _, loss in training["curves"]["train"])
     reloaded = StudentReranker(run_dir / "student" / "model")  # the kind is read back from the saved folder
     assert reloaded.kind == student

@@ -586,6 +586,9 @@ def test_reranker_steps_validate_and_follow_the_flags():
     focused = reranker_steps("pydoc:topics", eval_queries=None, eval_qrels=None, focus="sentence", sentences_per_doc=3, **common)
     documents = focused[0]["with"]
     assert (documents["focus"], documents["sentences_per_doc"]) == ("sentence", 3)
+    assert "base_weight" not in by_name["student"]["with"]  # the default stays out of the YAML
+    interpolated = reranker_steps("pydoc:topics", eval_queries=None, eval_qrels=None, base_weight=0.7, **common)
+    assert next(step for step in interpolated if step["name"] == "student")["with"]["base_weight"] == 0.7
     judged = next(step for step in focused if step["name"] == "judged")
     assert judged["with"]["llm_pairs_per_query"] == pytest.approx(40 / 60, abs=1e-4)  # 10 docs x 2 styles x 3 sentences
     validate_pipeline({"name": "reranker", "steps": focused}, source="test")
@@ -640,6 +643,19 @@ def test_cli_missing_corpus(tmp_path):
     missing = tmp_path / "nope.jsonl"
     result = run_cli("reranker", "--corpus", str(missing), "--budget", "0", "--run-dir", str(tmp_path / "run"), timeout=60)
     assert_one_clear_error(result, str(missing), "does not exist")
+
+
+def test_base_weight_needs_a_bi_encoder_student(tmp_path):
+    from pydantic import ValidationError
+
+    from synthwright.reranker.steps import StudentOptions
+
+    assert StudentOptions(corpus="c.jsonl", kind="bi", base_weight=0.7).base_weight == 0.7
+    with pytest.raises(ValidationError, match="kind: bi only"):
+        StudentOptions(corpus="c.jsonl", kind="cross", base_weight=0.7)
+    result = run_cli("reranker", "--corpus", "pydoc:topics", "--base-weight", "0.7", "--run-dir", str(tmp_path / "run"), timeout=60)
+    assert_one_clear_error(result, "--base-weight", "--student bi")
+    assert not (tmp_path / "run").exists()
 
 
 def test_the_example_yaml_pipeline_plans():

@@ -39,7 +39,7 @@ def reranker_steps(
     real_queries: str | None = None, real_qrels: str | None = None, real_limit: int | None = None, depth: int = 30,
     judges: list[str] | None = None, corpus_size: int | None = None, teacher_queries: int = 0, teacher_depth: int = 10,
     calibration_queries: str | None = None, calibration_qrels: str | None = None, calibration_limit: int = 50,
-    rewrite: bool = False, focus: str = "document", sentences_per_doc: int = 1,
+    rewrite: bool = False, focus: str = "document", sentences_per_doc: int = 1, base_weight: float = 0.0,
 ) -> list[dict]:
     """The pipeline's steps, as YAML would spell them. `corpus_size` (documents in the corpus)
     spreads the LLM budget over the queries there will be when `documents` samples none or more."""
@@ -47,7 +47,7 @@ def reranker_steps(
     per_doc = len(styles) * (sentences_per_doc if focus == "sentence" else 1)
     n_queries = max(1, sampled * per_doc) * (2 if rewrite else 1)  # a rewrite adds about one query per query
     judges = judges or ["bm25", "embedding", teacher]
-    training = {"corpus": corpus, "kind": student, "epochs": epochs, "max_length": max_length}
+    training = {"corpus": corpus, "kind": student, "epochs": epochs, "max_length": max_length, **({"base_weight": base_weight} if base_weight else {})}
     steps = [
         {"name": "documents", "uses": "corpus", "with": {"corpus": corpus, "sample": documents, "styles": styles, **(
             {"focus": focus, "sentences_per_doc": sentences_per_doc} if focus == "sentence" else {})}},
@@ -106,6 +106,7 @@ def register(app: typer.Typer) -> None:
         pairs_per_query: int = typer.Option(16, "--pairs-per-query", min=1, help="Comparison graph size per query."),
         student: StudentKind = typer.Option(StudentKind.cross, "--student", help="cross-encoder or bi-encoder student."),
         epochs: float = typer.Option(1.0, "--epochs", min=0.01),
+        base_weight: float = typer.Option(0.0, "--base-weight", min=0.0, max=0.99, help="--student bi: keep this share of the base model's weights in the saved student (WiSE-FT; 0.7 on SciFact, docs/results.md)."),
         max_length: int = typer.Option(256, "--max-length", min=32, help="Student input tokens (query + document)."),
         depth: int = typer.Option(30, "--depth", min=1, help="First-stage documents the student reranks at evaluation."),
         eval_queries: Path = typer.Option(None, "--eval-queries", help="Real queries (BEIR queries.jsonl) to evaluate on."),
@@ -141,6 +142,8 @@ def register(app: typer.Typer) -> None:
         if sentences_per_doc > 1 and focus != Focus.sentence:
             raise UserError("--sentences-per-doc draws sentences for --focus sentence; with the whole document it does nothing.",
                             "Add --focus sentence, or leave --sentences-per-doc out.")
+        if base_weight and student != StudentKind.bi:
+            raise UserError("--base-weight interpolates a bi-encoder student with its base model: it needs --student bi.", "Add --student bi, or leave --base-weight out.")
         bad = [s for s in styles if s not in ("claim", "question", "keyword")]
         if bad:
             raise UserError(f"Unknown query style '{bad[0]}'.", "Use claim, question or keyword.")
@@ -156,7 +159,7 @@ def register(app: typer.Typer) -> None:
             real_qrels=_path(real_qrels), real_limit=real_limit, depth=depth, corpus_size=corpus_size,
             teacher_queries=teacher_queries, teacher_depth=teacher_depth, calibration_queries=_path(calibration_queries),
             calibration_qrels=_path(calibration_qrels), calibration_limit=calibration_limit, rewrite=rewrite,
-            focus=focus.value, sentences_per_doc=sentences_per_doc,
+            focus=focus.value, sentences_per_doc=sentences_per_doc, base_weight=base_weight,
         )
         data = {"name": "reranker", "seed": seed, "steps": steps}
         config = validate_pipeline(data, source="synthwright reranker")

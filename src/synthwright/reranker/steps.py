@@ -449,6 +449,13 @@ class StudentOptions(StepOptions):
     validation_queries: str | None = Field(None, description="Real queries (BEIR queries.jsonl) for the real-validation loss curve; never the evaluation queries")
     validation_qrels: str | None = None
     validation_limit: int = Field(50, ge=1)
+    base_weight: float = Field(0.0, ge=0.0, lt=1.0, description="kind bi: the base model's share of the saved weights (WiSE-FT interpolation; 0 keeps the student as trained)")
+
+    @model_validator(mode="after")
+    def _base_weight_needs_a_bi_encoder(self) -> "StudentOptions":
+        if self.base_weight and self.kind != "bi":
+            raise ValueError("base_weight works with kind: bi only (a cross-encoder's scoring head has no base to go back to)")
+        return self
 
 
 @register_step("train_student")
@@ -478,7 +485,8 @@ class TrainStudentStage(ReadsCorpus, Stage):
             groups = [QueryLabels(row["query"], self._labels(row)) for row in rows]
         validation = self._validation(texts) if o.validation_queries else None
         settings = TrainSettings(kind=o.kind, epochs=o.epochs, batch_size=o.batch_size, learning_rate=o.learning_rate,
-                                 max_length=o.max_length, negatives=o.negatives, seed=self.context.run_seed)
+                                 max_length=o.max_length, negatives=o.negatives, seed=self.context.run_seed,
+                                 base_weight=o.base_weight)
         trained = train_student(groups, texts, self.context.output_path(o.output), settings, validation)
         for row in rows:
             result.keep(row)

@@ -53,6 +53,11 @@ class TrainSettings:
     negatives: int = 2  # bi-encoder: hard negatives per query, besides the batch's other documents
     seed: int = 0
     threads: int | None = None  # torch threads; None keeps torch's default
+    # WiSE-FT (Wortsman et al., 2022): the saved bi-encoder is (1 - base_weight) x the fine-tuned
+    # weights + base_weight x the base model's. Synthetic claims pull the student towards the
+    # lexical matching BM25 already does; interpolating keeps what the base model knew
+    # (SciFact, docs/results.md: 0.7 turned a -0.014 student into a tie with hybrid).
+    base_weight: float = 0.0
 
 
 @dataclass
@@ -61,10 +66,12 @@ class TrainedStudent:
     kind: StudentKind
     examples: int
     seconds: float
-    curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # name -> [(epoch, loss)]
+    curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # name -> [(epoch, loss)], before any interpolation
+    base_weight: float = 0.0  # the base model's share of the saved weights
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "kind": self.kind, "examples": self.examples, "seconds": self.seconds, "curves": self.curves}
+        return {"path": str(self.path), "kind": self.kind, "examples": self.examples, "seconds": self.seconds, "curves": self.curves,
+                "base_weight": self.base_weight}
 
 
 def _require_training():
@@ -144,6 +151,7 @@ def train_student(
     import time
 
     settings = settings or TrainSettings()
+    _check_base_weight(settings)
 
     import torch
 
@@ -165,10 +173,40 @@ def train_student(
     else:
         trainer, model = _bi_trainer(base, settings, out_dir, rows, validation_rows)
     trainer.train()
+    if settings.base_weight:
+        interpolate_with_base(model, base, settings.base_weight)
     model.save_pretrained(str(out_dir / "model")) if hasattr(model, "save_pretrained") else model.save(str(out_dir / "model"))
-    result = TrainedStudent(out_dir / "model", settings.kind, len(rows), time.perf_counter() - started, _curves(trainer.state.log_history))
+    result = TrainedStudent(out_dir / "model", settings.kind, len(rows), time.perf_counter() - started, _curves(trainer.state.log_history),
+                             settings.base_weight)
     (out_dir / "training.json").write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
     return result
+
+
+def _check_base_weight(settings: TrainSettings) -> None:
+    if not 0.0 <= settings.base_weight < 1.0:
+        raise UserError(f"base_weight must be at least 0 and below 1, not {settings.base_weight}.",
+                        "It is the base model's share of the saved weights: 0 keeps the fine-tuned student as trained.")
+    if settings.base_weight and settings.kind != "bi":
+        raise UserError("base_weight works with kind: bi only.",
+                        "A cross-encoder's scoring head is new, so there is no base to go back to; use kind: bi or leave base_weight at 0.")
+
+
+def interpolate_with_base(model, base: str | Path, base_weight: float) -> None:
+    """Move a fine-tuned SentenceTransformer's weights `base_weight` of the way back to the base
+    model's, in place (WiSE-FT). Integer buffers (position ids) are left as they are."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    base_state = SentenceTransformer(str(base), local_files_only=True, device="cpu").state_dict()
+    state = model.state_dict()
+    missing = [name for name in state if name not in base_state or base_state[name].shape != state[name].shape]
+    if missing:
+        raise UserError(f"The base model {base} does not match the student ({len(missing)} weights differ, e.g. {missing[0]}).",
+                        "Interpolate only with the model the student was fine-tuned from.")
+    with torch.no_grad():
+        merged = {name: torch.lerp(value, base_state[name].to(value.dtype), base_weight) if value.is_floating_point() else value
+                  for name, value in state.items()}
+    model.load_state_dict(merged)
 
 
 def _cross_trainer(base: str, settings: TrainSettings, out_dir: Path, rows, validation_rows):
