@@ -14,10 +14,12 @@ About 20 minutes to train on 2 cores, then about 2 minutes a weight.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
 from synthwright.embed.local import minilm_path
+from synthwright.errors import UserError
+from synthwright.io.rows import read_rows
 from synthwright.reranker.corpus import corpus_texts, open_corpus
 from synthwright.reranker.evaluation import evaluate_students, judged_queries, sample_queries
 from synthwright.reranker.student import QueryLabels, StudentReranker, TrainSettings, interpolate_with_base, train_student
@@ -25,17 +27,33 @@ from synthwright.reranker.student import QueryLabels, StudentReranker, TrainSett
 SCIFACT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "scifact"
 
 
+def base_weights(text: str) -> list[float]:
+    try:
+        weights = [float(w) for w in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers, e.g. 0,0.5,0.7") from None
+    if not all(0.0 <= w < 1.0 for w in weights):
+        raise argparse.ArgumentTypeError(f"base weights must be at least 0 and below 1, not {text}")
+    return weights
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path, help="A finished run of examples/scifact-full.yaml (reads dataset.jsonl)")
-    parser.add_argument("--weights", default="0,0.5,0.7,0.8,0.85", help="Base weights to evaluate (0: the student as trained)")
+    parser.add_argument("--weights", type=base_weights, default="0,0.5,0.7,0.8,0.85", help="Base weights to evaluate (0: the student as trained)")
     parser.add_argument("--slice", type=int, default=200, help="Train queries in the held-out slice")
     parser.add_argument("--seed", type=int, default=7, help="Seed of the slice")
     args = parser.parse_args()
+    try:
+        sweep(args)
+    except UserError as error:
+        sys.exit(f"error: {error.problem}" + (f"\n  fix: {error.fix}" if error.fix else ""))
 
+
+def sweep(args: argparse.Namespace) -> None:
     texts = corpus_texts(open_corpus(str(SCIFACT)))
     student = unmerged_student(args.run_dir, texts)
-    weights = [float(w) for w in args.weights.split(",")]
+    weights = args.weights
     students = {f"base weight {w}": StudentReranker(merged_copy(student, w, args.run_dir)) for w in weights}
     queries, qrels = judged_queries(SCIFACT / "queries.jsonl", SCIFACT / "qrels" / "train.tsv")
     queries = sample_queries(queries, args.slice, args.seed)
@@ -52,7 +70,7 @@ def unmerged_student(run_dir: Path, texts) -> Path:
     out = run_dir / "train_slice" / "unmerged"
     if (out / "model").is_dir():
         return out / "model"
-    rows = [json.loads(line) for line in (run_dir / "dataset.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_rows(run_dir / "dataset.jsonl")
     groups = [QueryLabels(row["query"], {item["doc_id"]: item["label"] for item in row["labels"]}) for row in rows]
     return train_student(groups, texts, out, TrainSettings(kind="bi", epochs=1.0, max_length=128, seed=0)).path
 
