@@ -33,7 +33,7 @@ from synthwright.reranker.queries import (
     judge_query,
     truncate_document,
 )
-from synthwright.reranker.steps import CorpusOptions, CorpusStep, PairJudgeOptions
+from synthwright.reranker.steps import CorpusOptions, CorpusStep, PairJudgeOptions, StudentOptions, row_labels
 from tests.conftest import run_cli
 from tests.test_cli_errors import assert_one_clear_error
 
@@ -648,14 +648,26 @@ def test_cli_missing_corpus(tmp_path):
 def test_base_weight_needs_a_bi_encoder_student(tmp_path):
     from pydantic import ValidationError
 
-    from synthwright.reranker.steps import StudentOptions
-
     assert StudentOptions(corpus="c.jsonl", kind="bi", base_weight=0.7).base_weight == 0.7
     with pytest.raises(ValidationError, match="kind: bi only"):
         StudentOptions(corpus="c.jsonl", kind="cross", base_weight=0.7)
     result = run_cli("reranker", "--corpus", "pydoc:topics", "--base-weight", "0.7", "--run-dir", str(tmp_path / "run"), timeout=60)
     assert_one_clear_error(result, "--base-weight", "--student bi")
     assert not (tmp_path / "run").exists()
+
+
+def test_student_options_give_the_training_settings():
+    options = StudentOptions(corpus="c.jsonl", kind="bi", epochs=2.0, batch_size=8, learning_rate=1e-5, max_length=96,
+                             negatives=3, base_weight=0.5)
+    settings = options.settings(seed=11)
+    assert (settings.kind, settings.epochs, settings.batch_size, settings.learning_rate) == ("bi", 2.0, 8, 1e-5)
+    assert (settings.max_length, settings.negatives, settings.seed, settings.base_weight) == (96, 3, 11, 0.5)
+
+
+def test_row_labels_recovered_or_binary():
+    row = {"doc_id": "s", "candidates": ["a", "b"], "labels": [{"doc_id": "s", "label": 0.9}, {"doc_id": "a", "label": 0.6}]}
+    assert row_labels(row) == {"s": 0.9, "a": 0.6}
+    assert row_labels(row, "binary") == {"s": 1.0, "a": 0.0, "b": 0.0}
 
 
 def test_the_example_yaml_pipeline_plans():

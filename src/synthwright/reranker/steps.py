@@ -457,6 +457,20 @@ class StudentOptions(StepOptions):
             raise ValueError("base_weight works with kind: bi only (a cross-encoder's scoring head has no base to go back to)")
         return self
 
+    def settings(self, seed: int):
+        """The student's TrainSettings (the sweep script of examples/ rebuilds a run's student from them)."""
+        from synthwright.reranker.student import TrainSettings
+
+        return TrainSettings(kind=self.kind, epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                             max_length=self.max_length, negatives=self.negatives, seed=seed, base_weight=self.base_weight)
+
+
+def row_labels(row: Row, label_source: Literal["recovered", "binary"] = "recovered") -> dict[str, float]:
+    """A dataset row's graded documents: the recovered labels, or binary ones (source 1, candidates 0)."""
+    if label_source == "binary":
+        return {row["doc_id"]: 1.0, **{d: 0.0 for d in row["candidates"]}}
+    return {item["doc_id"]: item["label"] for item in row["labels"]}
+
 
 @register_step("train_student")
 class TrainStudentStage(ReadsCorpus, Stage):
@@ -464,11 +478,7 @@ class TrainStudentStage(ReadsCorpus, Stage):
     description = "Train the student reranker (MiniLM cross-encoder or bi-encoder) on the labels; rows pass through."
 
     def run(self, rows: Iterable[Row]) -> BatchResult:
-        from synthwright.reranker.student import (
-            QueryLabels,
-            TrainSettings,
-            train_student,
-        )
+        from synthwright.reranker.student import QueryLabels, train_student
 
         o = self.options
         rows = list(rows)
@@ -482,12 +492,9 @@ class TrainStudentStage(ReadsCorpus, Stage):
             groups = real_label_groups(self.context.resolve(o.real_queries), self.context.resolve(o.real_qrels), self._spec(),
                                        limit=o.real_limit, seed=self.context.run_seed)
         else:
-            groups = [QueryLabels(row["query"], self._labels(row)) for row in rows]
+            groups = [QueryLabels(row["query"], row_labels(row, o.label_source)) for row in rows]
         validation = self._validation(texts) if o.validation_queries else None
-        settings = TrainSettings(kind=o.kind, epochs=o.epochs, batch_size=o.batch_size, learning_rate=o.learning_rate,
-                                 max_length=o.max_length, negatives=o.negatives, seed=self.context.run_seed,
-                                 base_weight=o.base_weight)
-        trained = train_student(groups, texts, self.context.output_path(o.output), settings, validation)
+        trained = train_student(groups, texts, self.context.output_path(o.output), o.settings(self.context.run_seed), validation)
         for row in rows:
             result.keep(row)
         result.stats.seconds += trained.seconds
@@ -495,11 +502,6 @@ class TrainStudentStage(ReadsCorpus, Stage):
 
     def fingerprint_extra(self) -> dict[str, Any]:
         return {"bi_loss": "in-batch negatives, a query's label-chosen negatives in one row"}  # older students are redone
-
-    def _labels(self, row: Row) -> dict[str, float]:
-        if self.options.label_source == "binary":
-            return {row["doc_id"]: 1.0, **{d: 0.0 for d in row["candidates"]}}
-        return {item["doc_id"]: item["label"] for item in row["labels"]}
 
     def _validation(self, texts):
         from synthwright.reranker.evaluation import real_label_groups
