@@ -34,7 +34,8 @@ DOCUMENTS = {
 EVAL_QUERIES = {"q1": ("why does bread dough rise", "bread"), "q2": ("what causes ocean tides", "tides"),
                 "q3": ("how do owls fly silently", "owls"), "q4": ("why does iron rust in salt water", "rust")}
 BUDGET = 4
-SYSTEMS = ("BM25", "dense (MiniLM)", "hybrid (RRF)", "student: rerank top 30", "hybrid + student (RRF)", "BM25 + student (RRF)")
+SYSTEMS = ("BM25", "dense (MiniLM)", "hybrid (RRF)", "student: rerank top 30", "hybrid + student (RRF)", "BM25 + student (RRF)",
+           "BM25 + untrained MiniLM (RRF, control)")
 # The bi-encoder run also evaluates the teacher as a pointwise reranker (2 sampled queries x top 3).
 TEACHER_RERANK = {"cross": (), "bi": ("--teacher-rerank", "2", "--teacher-rerank-depth", "3")}
 TEACHER_SYSTEMS = ("hybrid (RRF) [2 sampled queries]", "teacher (smollm2-135m): rerank hybrid top 3 [2 sampled queries]")
@@ -106,6 +107,7 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
     assert training["curves"]["train"] and all(loss >= 0 for _, loss in training["curves"]["train"])
     reloaded = StudentReranker(run_dir / "student" / "model")  # the kind is read back from the saved folder
     assert reloaded.kind == student
+    assert StudentReranker(run_dir / "student").path == reloaded.path  # the step's folder names its model too
     assert len(reloaded.score("why does bread dough rise", [DOCUMENTS["bread"][1], DOCUMENTS["owls"][1]])) == 2
 
     # Evaluation on the real queries: every system, every metric in [0, 1].
@@ -120,10 +122,16 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
         assert set(metrics) == {"ndcg@10", "mrr@10", "recall@100"}, name
         assert all(0.0 <= value <= 1.0 for value in metrics.values()), (name, metrics)
     assert evaluation["table"]["BM25"]["recall@100"] == 1.0  # twelve documents: everything is retrieved
-    assert set(evaluation["gains"]) - {TEACHER_SYSTEMS[1]} == {"student: rerank top 30", "hybrid + student (RRF)", "BM25 + student (RRF)"}
+    assert set(evaluation["gains"]) - {TEACHER_SYSTEMS[1]} == {"student: rerank top 30", "hybrid + student (RRF)", "BM25 + student (RRF)",
+                                                               "BM25 + untrained MiniLM (RRF, control)"}
+    # The student's own gain: BM25 + student against the same fusion with the untrained MiniLM.
+    over = evaluation["over_control"]["BM25 + student (RRF)"]
+    table = evaluation["table"]
+    assert over["difference"] == pytest.approx(table["BM25 + student (RRF)"]["ndcg@10"] - table[SYSTEMS[-1]]["ndcg@10"])
 
     report = (run_dir / "report.html").read_text(encoding="utf-8")
-    for section in ("<h2>Data</h2>", "<h2>Judges</h2>", "<h2>Labels</h2>", "<h2>Student</h2>", "<h2>Evaluation on 4 real queries</h2>"):
+    for section in ("<h2>Data</h2>", "<h2>Judges</h2>", "<h2>Labels</h2>", "<h2>Student</h2>", "<h2>Evaluation on 4 real queries</h2>",
+                    "<h3>Gain over the control"):
         assert section in report, section
     assert "data:image/png;base64," in report  # label distribution and loss curves inline
 

@@ -403,6 +403,23 @@ def test_rerank_deeper_than_the_first_stage():
     assert [doc for doc, _ in fuse(FIRST_STAGE, {"q": reranked}, depth=30)["q"]][:2] == ["d1", "d4"]
 
 
+def test_the_control_is_the_same_fusion_with_the_untrained_model():
+    """Given the control's own scorer as the student, BM25 + student is the control: gain 0."""
+    from synthwright.reranker.evaluation import control_label, evaluate_students
+
+    queries = {"q1": "how does the with statement call __enter__ and __exit__", "q2": "what does the assert statement do",
+               "q3": "integer literals with underscores"}
+    qrels = {"q1": {"with": 1}, "q2": {"assert": 1}, "q3": {"integers": 1}}
+    scorer = WordOverlapScorer()
+    evaluation = evaluate_students(PYDOC_TOPICS, queries, qrels, {"student": scorer}, depth=10, resamples=200,
+                                   control=("word overlap", scorer))
+    control = control_label("word overlap")
+    assert evaluation.table[control] == evaluation.table["BM25 + student (RRF)"]
+    assert evaluation.over_control["BM25 + student (RRF)"]["difference"] == 0.0
+    assert control in evaluation.gains  # the control's own gain over hybrid is reported too
+    assert evaluate_students(PYDOC_TOPICS, queries, qrels, {"student": scorer}, depth=10, resamples=200).over_control == {}
+
+
 # -- corpora ------------------------------------------------------------------------------------
 def test_pydoc_topics_corpus():
     corpus = open_corpus(PYDOC_TOPICS)
@@ -440,6 +457,16 @@ def test_bad_corpora_are_user_errors(tmp_path):
     bad.write_text('{"title": "no id"}\n', encoding="utf-8")
     with pytest.raises(UserError, match="lacks _id"):
         open_corpus(bad)
+
+
+def test_a_folder_without_a_student_model_is_a_user_error(tmp_path):
+    from synthwright.reranker.student import StudentReranker
+
+    with pytest.raises(UserError, match="No student model"):
+        StudentReranker(tmp_path / "missing")
+    (tmp_path / "student" / "checkpoints").mkdir(parents=True)  # a training folder whose model was never saved
+    with pytest.raises(UserError, match="holds no saved model"):
+        StudentReranker(tmp_path / "student")
 
 
 # -- student examples ----------------------------------------------------------------------------

@@ -163,7 +163,17 @@ def _evaluation_section(run_dir: Path) -> str:
                    [[name, g["difference"], g["low"], g["high"], g["p_value"]] for name, g in evaluation["gains"].items()])
     notes = "".join(f"<p>{_e(note)}</p>" for note in evaluation.get("notes") or ())
     return (f"<h2>Evaluation on {evaluation['queries']} real queries</h2>{table}"
-            f"<h3>Gain over hybrid (paired bootstrap; sampled rows against hybrid on the same sample)</h3>{gains}{notes}")
+            f"<h3>Gain over hybrid (paired bootstrap; sampled rows against hybrid on the same sample)</h3>{gains}"
+            f"{_over_control(evaluation.get('over_control') or {})}{notes}")
+
+
+def _over_control(over_control: dict) -> str:
+    """What the student itself adds: BM25 + student against BM25 + the untrained base model."""
+    if not over_control:
+        return ""
+    rows = [[name, g["difference"], g["low"], g["high"], g["p_value"]] for name, g in over_control.items()]
+    return ("<h3>Gain over the control (the untrained base model in the student's place: same candidates, same fusion)</h3>"
+            + _table(["system", "nDCG@10 gain over the control", "95% low", "95% high", "p"], rows))
 
 
 def render(run_dir: Path, rows: Sequence[dict], title: str) -> str:

@@ -521,6 +521,7 @@ class EvaluateOptions(StepOptions):
     students: dict[str, str] = Field({"student": "student/model"}, description="Name -> student model folder (relative: inside the run folder); give the step that trains them as `input`, so a retrained student re-runs the evaluation")
     depth: int = Field(30, ge=1, description="How many first-stage documents the student reranks")
     resamples: int = Field(2000, ge=100)
+    control: bool = Field(True, description="Also put the untrained base model (MiniLM) in the student's place in BM25 + student: the student's own gain is its gain over this control")
     output: str = "evaluation.json"
     teacher: str | None = Field(None, description="Also rerank with this LLM used directly, pointwise (the quality ceiling at its cost)")
     teacher_queries: int = Field(30, ge=1, description="Evaluation queries (seeded sample) the teacher reranks: one LLM call per document")
@@ -537,10 +538,11 @@ class EvaluateRerankerStage(ReadsCorpus, Stage):
     def fingerprint_extra(self) -> dict[str, Any]:
         # Not the student folders' mtimes: fingerprints are planned before the student trains,
         # so a stamp would always be one run behind. The training step as `input` tracks it.
-        return {**corpus_fingerprint(self._spec()), "systems": "with BM25 + student"}
+        return {**corpus_fingerprint(self._spec()), "systems": "with BM25 + student and the control"}
 
     def run(self, rows: Iterable[Row]) -> BatchResult:
         from synthwright.reranker.evaluation import TeacherRerank, evaluate_students, judged_queries
+        from synthwright.embed.local import minilm_path
         from synthwright.reranker.student import StudentReranker
 
         o = self.options
@@ -548,10 +550,11 @@ class EvaluateRerankerStage(ReadsCorpus, Stage):
         result = BatchResult.for_input(len(rows))
         queries, qrels = judged_queries(self.context.resolve(o.queries), self.context.resolve(o.qrels))
         students = {name: StudentReranker(self.context.output_path(path)) for name, path in o.students.items()}
+        control = ("MiniLM", StudentReranker(minilm_path())) if o.control and students else None
         teacher = TeacherRerank(o.teacher, o.teacher_queries, o.teacher_depth, o.teacher_style, o.teacher_max_chars,
                                 context=self.context, step_name=self.name) if o.teacher else None
         evaluation = evaluate_students(self._spec(), queries, qrels, students, depth=o.depth, resamples=o.resamples,
-                                       seed=self.context.run_seed, teacher=teacher)
+                                       seed=self.context.run_seed, teacher=teacher, control=control)
         path = self.context.output_path(o.output)
         path.write_text(json.dumps(evaluation.to_dict(), indent=2), encoding="utf-8")
         for usage in evaluation.llm_usage:

@@ -260,6 +260,7 @@ class StudentReranker:
         path = Path(path)
         if not path.is_dir():
             raise UserError(f"No student model at '{path}'.", "Train one first (synthwright reranker), or give the folder it wrote.")
+        path = _model_folder(path)
         self.path = path
         self.kind = kind or _saved_kind(path)
         self.batch_size = batch_size
@@ -291,6 +292,17 @@ class StudentReranker:
             return [float(s) for s in self.model.predict([(query, d) for d in documents], batch_size=self.batch_size, show_progress_bar=False)]
         vectors = self.model.encode([query, *documents], batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True)
         return [float(vectors[0] @ v) for v in vectors[1:]]
+
+
+def _model_folder(path: Path) -> Path:
+    """The folder holding the saved model: `path` itself, or the `model/` a training step writes
+    beside its checkpoints (so both `student` and `student/model` name the student)."""
+    if (path / "config.json").is_file():
+        return path
+    if (path / "model" / "config.json").is_file():
+        return path / "model"
+    raise UserError(f"'{path}' is a folder but holds no saved model (no config.json in it or in its model/ subfolder).",
+                    "Give the student folder the training step wrote (e.g. runs/NAME/student or runs/NAME/student/model).")
 
 
 def _saved_kind(path: Path) -> StudentKind:
