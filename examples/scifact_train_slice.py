@@ -83,7 +83,7 @@ def unmerged_student(run_dir: Path, texts) -> Path:
     """The run's synthetic student trained with the run's own settings, without interpolation."""
     settings = dataclasses.replace(run_student_settings(run_dir), base_weight=0.0)
     dataset = run_dir / "dataset.jsonl"
-    key = {"settings": dataclasses.asdict(settings), "dataset_bytes": dataset.stat().st_size if dataset.is_file() else None}
+    key = {"settings": dataclasses.asdict(settings), "dataset_sha256": content_digest(dataset)}
     out = run_dir / "train_slice" / "unmerged"
     stamp = out / "settings.json"
     if (out / "model").is_dir() and stamp.is_file() and json.loads(stamp.read_text()) == key:

@@ -182,6 +182,34 @@ def test_editing_the_template_file_changes_the_generate_fingerprint(gen_files):
     assert after["keep"] != before["keep"]
 
 
+def test_input_files_count_by_content_not_by_mtime_or_place(gen_files, tmp_path_factory):
+    """A data folder provisioned afresh (same bytes, new mtimes, another place) keeps every
+    step up to date; one changed byte in the input redoes all of them."""
+    import os
+    import shutil
+
+    before = fingerprints(config_of(gen_steps()), gen_files)
+    elsewhere = tmp_path_factory.mktemp("copy")
+    for name in ("rows.jsonl", "ask.j2"):
+        shutil.copyfile(gen_files / name, elsewhere / name)  # a plain copy: new mtime
+        os.utime(elsewhere / name, ns=(1, 1))
+    assert fingerprints(config_of(gen_steps()), elsewhere) == before
+    rows = elsewhere / "rows.jsonl"
+    rows.write_text(rows.read_text(encoding="utf-8").replace("a", "b", 1), encoding="utf-8")
+    after = fingerprints(config_of(gen_steps()), elsewhere)
+    assert all(after[name] != before[name] for name in before)
+
+
+def test_content_digest_of_files_only(tmp_path):
+    from synthwright.core.files import content_digest
+
+    (tmp_path / "a.txt").write_text("same bytes", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("same bytes", encoding="utf-8")
+    assert content_digest(tmp_path / "a.txt") == content_digest(tmp_path / "b.txt") != content_digest(tmp_path / "none.txt")
+    # Not a readable file: None, so the step reading it reports the problem in its own words.
+    assert content_digest(tmp_path) is None and content_digest(tmp_path / "none.txt") is None
+
+
 def test_seed_is_part_of_every_fingerprint(gen_files):
     a = fingerprints(config_of(gen_steps(), seed=1), gen_files)
     b = fingerprints(config_of(gen_steps(), seed=2), gen_files)

@@ -429,6 +429,20 @@ def test_pydoc_topics_corpus():
     assert open_corpus(PYDOC_TOPICS) is corpus  # read once per process
 
 
+def test_a_copied_corpus_keeps_its_fingerprint(tmp_path):
+    from synthwright.reranker.corpus import corpus_fingerprint
+
+    line = json.dumps({"_id": 7, "title": "Bees", "text": BEES}) + "\n"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "corpus.jsonl").write_text(line, encoding="utf-8")
+    (tmp_path / "b" / "corpus.jsonl").write_text(line, encoding="utf-8")
+    os.utime(tmp_path / "b" / "corpus.jsonl", ns=(1, 1))
+    assert corpus_fingerprint(str(tmp_path / "a")) == corpus_fingerprint(str(tmp_path / "b" / "corpus.jsonl"))
+    (tmp_path / "b" / "corpus.jsonl").write_text(line.replace("Bees", "Wasps"), encoding="utf-8")
+    assert corpus_fingerprint(str(tmp_path / "a")) != corpus_fingerprint(str(tmp_path / "b"))
+
+
 def test_jsonl_corpus_is_reread_when_the_file_changes(tmp_path):
     path = tmp_path / "corpus.jsonl"
     path.write_text(json.dumps({"_id": 7, "title": "Bees", "text": BEES}) + "\n", encoding="utf-8")

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from synthwright.core.files import content_digest
 from synthwright.embed.base import Embedder, register_embedder
 from synthwright.errors import UserError, require_module
 
@@ -37,12 +38,12 @@ def _load_model(path: str, device: str):
 
 
 def _folder_fingerprint(folder: Path) -> str:
-    """Changes when the files in the folder change, so a retrained model gets fresh cache keys."""
+    """Changes when the files in the folder change, so a retrained model gets fresh cache keys;
+    the same model copied elsewhere keeps its cached vectors."""
     digest = hashlib.blake2b(digest_size=8)
     for item in sorted(folder.iterdir()):
         if item.is_file():
-            stat = item.stat()
-            digest.update(f"{item.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+            digest.update(f"{item.name}:{content_digest(item)};".encode())
     return digest.hexdigest()
 
 
@@ -58,7 +59,7 @@ class SentenceTransformerEmbedder(Embedder):
             raise UserError(f"The embedding model folder '{target}' does not exist.", "Give st:/path/to/model (a folder with modules.json), or use minilm.")
         super().__init__(target, **options)
         self.device = device
-        self._identity = f"st:{self.path.resolve()}#{_folder_fingerprint(self.path)}"
+        self._identity = f"st:{self.path.name}#{_folder_fingerprint(self.path)}"
 
     @property
     def identity(self) -> str:

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from synthwright.core.files import content_digest
 from synthwright.core.lineage import Row, derive_id
 from synthwright.core.step import BatchResult, SourceStep, Stage, StepOptions, register_step
 from synthwright.io.export import ExportWriter
@@ -26,9 +27,7 @@ class LoadStep(SourceStep):
     description = "Read rows from a JSONL or Parquet file and give each one lineage."
 
     def fingerprint_extra(self):
-        path = self.context.resolve(self.options.path)
-        stat = path.stat() if path.exists() else None
-        return {"size": stat.st_size if stat else None, "mtime_ns": stat.st_mtime_ns if stat else None}
+        return {"sha256": content_digest(self.context.resolve(self.options.path))}
 
     def read(self) -> Iterator[Row]:
         path = self.context.resolve(self.options.path)

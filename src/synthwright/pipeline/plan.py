@@ -1,7 +1,7 @@
 """A pipeline resolved into steps with fingerprints, ready for an executor.
 
 A step's fingerprint hashes its type, its options, what else decides its output (a
-template's text, a file's size and mtime) and the fingerprint of the step it reads. Change
+template's text, the sha256 of an input file) and the fingerprint of the step it reads. Change
 one step's config and its fingerprint and every downstream fingerprint change; upstream
 ones do not, so only that step and what follows it run again.
 """

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from synthwright.core.files import content_digest
 from synthwright.errors import UserError
 from synthwright.ranking.retrieval import (
     document_text,  # one definition of a document's text for every system
@@ -20,15 +21,17 @@ Corpus = dict[str, dict[str, str]]
 
 
 def corpus_fingerprint(spec: str) -> dict:
-    """What identifies a corpus's content cheaply (size and mtime of its file)."""
+    """What identifies a corpus: the sha256 of its file, so a copy elsewhere or the same bytes
+    written again keep every step that read it up to date."""
     if spec == PYDOC_TOPICS:
         import sys
 
         return {"corpus": spec, "python": sys.version.split()[0]}
-    path = Path(spec)
-    path = path / "corpus.jsonl" if path.is_dir() else path
-    stat = path.stat() if path.exists() else None
-    return {"corpus": str(path), "size": stat.st_size if stat else None, "mtime_ns": stat.st_mtime_ns if stat else None}
+    return {"corpus_sha256": content_digest(_corpus_file(Path(spec)))}
+
+
+def _corpus_file(path: Path) -> Path:
+    return path / "corpus.jsonl" if path.is_dir() else path
 
 
 def open_corpus(spec: str | Path) -> Corpus:
@@ -36,11 +39,12 @@ def open_corpus(spec: str | Path) -> Corpus:
     spec = str(spec)
     if spec != PYDOC_TOPICS:
         spec = str(Path(spec).expanduser().resolve())
-    return _open(spec, corpus_fingerprint(spec).get("mtime_ns"))
+    # Keyed on the content digest (cached per file version), so a rewritten file is read again.
+    return _open(spec, None if spec == PYDOC_TOPICS else content_digest(_corpus_file(Path(spec))))
 
 
 @functools.lru_cache(maxsize=4)
-def _open(spec: str, _mtime_ns) -> Corpus:
+def _open(spec: str, _digest: str | None) -> Corpus:
     if spec == PYDOC_TOPICS:
         return _pydoc_topics()
     path = Path(spec)

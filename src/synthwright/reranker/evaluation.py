@@ -6,7 +6,8 @@ reranking the hybrid top `depth`, hybrid + student fused by RRF, and BM25 + stud
 the evaluation queries. The control puts the untrained base model (MiniLM) where the student
 stands in BM25 + student, same candidates and same fusion, so the student's own contribution is
 its gain over the control, not over hybrid: on SciFact dev the fusion structure alone moves
-hybrid by up to +-0.01, as much as most students did. Optionally the teacher itself as a pointwise reranker of the hybrid
+hybrid by up to +-0.01, as much as most students did. The control is MiniLM as a bi-encoder
+whatever the student's kind. Optionally the teacher itself as a pointwise reranker of the hybrid
 top 10 (by 1 + 4 P(Yes) to "does the document answer it?"), the quality ceiling at its cost: one LLM
 call per document, so it runs on a seeded sample of the queries and is compared with hybrid
 on that same sample. Every gain over hybrid comes with a paired bootstrap interval.
@@ -200,7 +201,7 @@ def evaluate_students(
         runs[f"{name}: rerank top {depth}"] = reranked
         runs[f"hybrid + {name} (RRF)"] = fuse(hybrid, reranked, depth)
         # The student in the dense model's place: RRF of BM25 and the student's order.
-        runs[f"BM25 + {name} (RRF)"] = _bm25_plus(lexical, reranked, queries, depth)
+        runs[bm25_plus_label(name)] = _bm25_plus(lexical, reranked, queries, depth)
         if progress:
             progress(name)
     control_run = None
@@ -216,12 +217,16 @@ def evaluate_students(
         if name in ("BM25", "dense (MiniLM)", "hybrid (RRF)"):
             continue
         gains[name] = _gain(hybrid, run, qrels, resamples, seed)
-    over_control = ({f"BM25 + {name} (RRF)": _gain(control_run, runs[f"BM25 + {name} (RRF)"], qrels, resamples, seed) for name in students}
+    over_control = ({bm25_plus_label(name): _gain(control_run, runs[bm25_plus_label(name)], qrels, resamples, seed) for name in students}
                     if control_run is not None else {})
     evaluation = Evaluation(table, gains, over_control, seconds, len(queries))
     if teacher is not None and teacher.queries > 0:
         _add_teacher(evaluation, teacher, queries, qrels, hybrid, texts, resamples, seed)
     return evaluation
+
+
+def bm25_plus_label(student_name: str) -> str:
+    return f"BM25 + {student_name} (RRF)"
 
 
 def control_label(control_name: str) -> str:

@@ -159,8 +159,7 @@ def _evaluation_section(run_dir: Path) -> str:
         return "<h2>Evaluation</h2><p class=\"muted\">No real evaluation queries were given (--eval-queries, --eval-qrels).</p>"
     metrics = list(next(iter(evaluation["table"].values())))
     table = _table(["system", *metrics], [[name, *values.values()] for name, values in evaluation["table"].items()])
-    gains = _table(["system", "nDCG@10 gain over hybrid", "95% low", "95% high", "p"],
-                   [[name, g["difference"], g["low"], g["high"], g["p_value"]] for name, g in evaluation["gains"].items()])
+    gains = _gain_table(evaluation["gains"], "nDCG@10 gain over hybrid")
     notes = "".join(f"<p>{_e(note)}</p>" for note in evaluation.get("notes") or ())
     return (f"<h2>Evaluation on {evaluation['queries']} real queries</h2>{table}"
             f"<h3>Gain over hybrid (paired bootstrap; sampled rows against hybrid on the same sample)</h3>{gains}"
@@ -171,9 +170,13 @@ def _over_control(over_control: dict) -> str:
     """What the student itself adds: BM25 + student against BM25 + the untrained base model."""
     if not over_control:
         return ""
-    rows = [[name, g["difference"], g["low"], g["high"], g["p_value"]] for name, g in over_control.items()]
     return ("<h3>Gain over the control (the untrained base model in the student's place: same candidates, same fusion)</h3>"
-            + _table(["system", "nDCG@10 gain over the control", "95% low", "95% high", "p"], rows))
+            + _gain_table(over_control, "nDCG@10 gain over the control"))
+
+
+def _gain_table(gains: dict, header: str) -> str:
+    return _table(["system", header, "95% low", "95% high", "p"],
+                  [[name, g["difference"], g["low"], g["high"], g["p_value"]] for name, g in gains.items()])
 
 
 def render(run_dir: Path, rows: Sequence[dict], title: str) -> str:
