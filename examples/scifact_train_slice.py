@@ -19,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+from synthwright.core.files import content_digest
 from synthwright.embed.local import minilm_path
 from synthwright.errors import UserError
 from synthwright.io.rows import read_rows

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import stat as stat_module
 from pathlib import Path
 
 _CHUNK = 1 << 20
@@ -21,12 +22,12 @@ def content_digest(path: str | Path) -> str | None:
     step that reads it reports the problem in its own words."""
     path = Path(path)
     try:
-        stat = path.stat()
-        if not path.is_file():
+        info = path.stat()
+        if not stat_module.S_ISREG(info.st_mode):
             return None
         # inode and ctime as well: a same-size rewrite within one mtime tick, or a file renamed
         # into place, is still a new version.
-        return _digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns)
+        return _digest(str(path.resolve()), info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
     except OSError:
         return None
 
