@@ -45,3 +45,16 @@ def test_example_uses_no_unbound_name(script):
 def test_the_check_finds_a_missing_import():
     tree = ast.parse("import json\n\ndef f(path):\n    return json.loads(content_digest(path))\n")
     assert "content_digest" not in bound_names(tree) and "json" in bound_names(tree)
+
+
+PIPELINES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES, ids=lambda path: path.name)
+def test_example_pipeline_validates(pipeline):
+    """Each example pipeline's steps and options are valid as written (no model is loaded, no
+    data read): a renamed option or an invalid member fails here, not hours into a run."""
+    from synthwright.pipeline.config import load_pipeline
+
+    config = load_pipeline(pipeline)
+    assert config.steps, pipeline.name

@@ -302,3 +302,54 @@ def test_teacher_choice_probabilities_do_not_depend_on_earlier_requests():
     for response in answers[1:]:
         for choice in scale:
             assert abs(response.choice_probs[choice] - fresh.choice_probs[choice]) <= 1e-6, (response.choice_probs, fresh.choice_probs)
+
+
+# -- scoring a given continuation (query likelihood) ------------------------------------------
+PASSAGE = chat("Passage: Aspirin reduces the risk of heart attacks in adults over fifty.\n\n"
+               "Write a claim that this passage supports or refutes.").messages
+
+
+def _token_by_token(backend, request: LLMRequest) -> float:
+    """log P(continuation | prompt) the slow way: one next-token distribution per token."""
+    prompt, _ = backend.tokens_for(request)
+    following = backend._first_tokens(request.continuation)
+    return sum(float(backend._next_token_logprobs(prompt + following[:i])[token]) for i, token in enumerate(following))
+
+
+def test_continuation_logprob_is_the_sum_over_its_tokens_and_follows_the_passage(smollm, cache):
+    on_topic = LLMRequest(messages=PASSAGE, continuation="Aspirin lowers the risk of heart attacks in older adults.")
+    off_topic = LLMRequest(messages=PASSAGE, continuation="Cats prefer warm places to sleep in winter.")
+    # On topic, off topic, on topic again: the second ask must not see the first one's tokens.
+    answers, usage = ask(smollm, [on_topic, off_topic, on_topic.model_copy(update={"sample_index": 1})], cache)
+    assert usage.sent == 3 and all(a.ok for a in answers), [a.error for a in answers]
+    first, other, again = answers
+    assert first.finish_reason == "continuation"
+    assert first.continuation_tokens == len(smollm._first_tokens(on_topic.continuation))
+    assert first.usage.completion_tokens == 0 and first.usage.prompt_tokens > first.continuation_tokens
+    # One batch over the continuation equals the token-by-token sum (llama.cpp's batch numerics
+    # differ in the last digits: within 0.1 nat a token), and does not depend on what came before.
+    for answer, request in ((first, on_topic), (other, off_topic)):
+        assert abs(answer.continuation_logprob - _token_by_token(smollm, request)) < 0.1 * answer.continuation_tokens
+    assert abs(again.continuation_logprob - first.continuation_logprob) < 0.05 * first.continuation_tokens
+    # The passage predicts its own claim's words better than an unrelated sentence's.
+    per_token = lambda a: a.continuation_logprob / a.continuation_tokens
+    assert per_token(first) > per_token(other) + 0.5
+    # Asked again, the answer comes from the cache, paid for once.
+    cached, usage = ask(smollm, [on_topic], cache)
+    assert usage.sent == 0 and cached[0].cached and cached[0].continuation_logprob == first.continuation_logprob
+
+
+def test_continuation_requests_are_checked_and_leave_older_cache_keys_alone():
+    plain = LLMRequest(messages=PASSAGE)
+    assert "continuation" not in plain.canonical_json(), "an unset new field must not change every cache key"
+    assert LLMRequest(messages=PASSAGE, continuation="x").cache_key("m") != plain.cache_key("m")
+    with pytest.raises(ValueError, match="cannot go with"):
+        LLMRequest(messages=PASSAGE, continuation="x", choices=("Yes", "No"))
+    with pytest.raises(ValueError, match="some text"):
+        LLMRequest(messages=PASSAGE, continuation="")
+
+
+def test_continuation_longer_than_the_context_is_a_clear_error():
+    backend = load_backend(TINY, n_ctx=64)
+    [answer], usage = ask(backend, [LLMRequest(prompt="Say something.", continuation="word " * 80)], retry=RetryPolicy(max_attempts=3))
+    assert not answer.ok and "context holds 64" in answer.error and answer.attempts == 1

@@ -166,3 +166,9 @@ def test_cli_generate_through_the_server_then_all_cache_hits(llama_server, tmp_p
     assert second.returncode == 0, second.stderr
     assert "0 requests sent, 8 cache hits, 0 failed" in second.stdout
     assert [json.loads(line) for line in out.read_text().splitlines()] == rows
+
+
+def test_a_continuation_to_score_is_refused_with_the_fix_not_sent(server):
+    # The chat API gives log-probabilities of what the server writes, never of text it is given.
+    [response] = ask(server, [chat("Passage: cats purr.\n\nWrite a claim.", continuation="Cats purr.")])
+    assert not response.ok and "llamacpp" in response.error and response.attempts == 1

@@ -38,11 +38,14 @@ SYSTEMS = ("BM25", "dense (MiniLM)", "hybrid (RRF)", "student: rerank top 30", "
            "BM25 + untrained MiniLM (RRF, control)")
 # The bi-encoder run also evaluates the teacher as a pointwise reranker (2 sampled queries x top 3).
 TEACHER_RERANK = {"cross": (), "bi": ("--teacher-rerank", "2", "--teacher-rerank-depth", "3")}
-TEACHER_SYSTEMS = ("hybrid (RRF) [2 sampled queries]", "teacher (smollm2-135m): rerank hybrid top 3 [2 sampled queries]")
+TEACHER_SYSTEMS = ("hybrid (RRF) [2 sampled queries]", "teacher (smollm2-135m, query likelihood): rerank hybrid top 3 [2 sampled queries]")
 # The bi-encoder run has the teacher read one sentence at a time, two per document (each has two),
 # and keeps half of the base model's weights in the saved student.
 FOCUS = {"cross": (), "bi": ("--focus", "sentence", "--sentences-per-doc", "2", "--base-weight", "0.5")}
 QUERIES_PER_DOC = {"cross": 1, "bi": 2}
+# The cross-encoder run has the teacher judge by query likelihood: one request per document of the
+# chosen pairs, not two per pair.
+JUDGE_METHOD = {"cross": ("--judge-method", "likelihood"), "bi": ()}
 
 
 @pytest.fixture
@@ -67,7 +70,7 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
         "reranker", "--corpus", str(beir_files["corpus"]), "--teacher", "llamacpp:smollm2-135m", "--budget", str(BUDGET),
         "--candidates", "4", "--pairs-per-query", "6", "--epochs", "1", "--max-length", "64", "--student", student,
         "--eval-queries", str(beir_files["queries"]), "--eval-qrels", str(beir_files["qrels"]), "--run-dir", str(run_dir),
-        *TEACHER_RERANK[student], *FOCUS[student], timeout=480,
+        *TEACHER_RERANK[student], *FOCUS[student], *JUDGE_METHOD[student], timeout=480,
     )
     took = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-3000:]
@@ -89,7 +92,12 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
         assert all(row["sentence"] in DOCUMENTS[row["doc_id"]][1] for row in rows)
     llm_judged = sum(1 for row in rows for c in row["comparisons"] if (c["by"] or {}).get(llm[0]) is not None)
     assert 1 <= llm_judged <= BUDGET
-    assert rundir.merged_stats("judged").requests_sent == 2 * llm_judged  # each pair asked in both orders
+    if JUDGE_METHOD[student]:  # each document of the judged pairs scored once
+        assert llm == ["smollm2-135m (likelihood)"]
+        scored = {(row["query_id"], doc) for row in rows for c in row["comparisons"] if (c["by"] or {}).get(llm[0]) is not None for doc in (c["a"], c["b"])}
+        assert rundir.merged_stats("judged").requests_sent == len(scored)
+    else:
+        assert rundir.merged_stats("judged").requests_sent == 2 * llm_judged  # each pair asked in both orders
     source_best = 0
     for row in rows:
         labels = {item["doc_id"]: item for item in row["labels"]}
@@ -115,7 +123,7 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
     assert evaluation["queries"] == len(EVAL_QUERIES)
     with_teacher = bool(TEACHER_RERANK[student])
     assert set(evaluation["table"]) == set(SYSTEMS) | (set(TEACHER_SYSTEMS) if with_teacher else set())
-    if with_teacher:  # one yes/no request per (sampled query, document), counted in the step's stats
+    if with_teacher:  # one likelihood request per (sampled query, document), counted in the step's stats
         assert rundir.merged_stats("evaluation").requests_sent == 2 * 3
         assert TEACHER_SYSTEMS[1] in evaluation["gains"] and "6 documents scored" in evaluation["notes"][0]
     for name, metrics in evaluation["table"].items():

@@ -879,3 +879,85 @@ def test_all_members_at_weight_zero_is_a_clear_error(tmp_path):
 def test_cli_teacher_rerank_without_evaluation_queries(tmp_path):
     result = run_cli("reranker", "--corpus", "pydoc:topics", "--teacher-rerank", "5", "--run-dir", str(tmp_path / "run"), timeout=60)
     assert_one_clear_error(result, "--teacher-rerank", "--eval-queries")
+
+
+def test_cli_teacher_likelihood_over_a_chat_server_is_refused_before_any_work(tmp_path):
+    queries, qrels = tmp_path / "q.jsonl", tmp_path / "r.tsv"
+    queries.write_text('{"_id": "q1", "text": "what is a loop"}\n')
+    qrels.write_text("query-id\tcorpus-id\tscore\nq1\tfor\t1\n")
+    result = run_cli("reranker", "--corpus", "pydoc:topics", "--teacher", "openai:m@http://127.0.0.1:9/v1", "--teacher-rerank", "5",
+                     "--eval-queries", str(queries), "--eval-qrels", str(qrels), "--run-dir", str(tmp_path / "run"), timeout=60)
+    assert_one_clear_error(result, "likelihood", "--teacher-rerank-method yes_no")
+    assert not (tmp_path / "run" / "pipeline.yaml").exists()
+
+
+def test_teacher_rerank_options_pick_the_method():
+    from synthwright.reranker.steps import EvaluateOptions
+    from synthwright.reranker.teacher import TeacherRerank
+
+    assert EvaluateOptions(corpus="c", queries="q", qrels="r", teacher="llamacpp:smollm2-135m").teacher_method == "likelihood"
+    assert EvaluateOptions(corpus="c", queries="q", qrels="r", teacher="openai:m@http://h/v1", teacher_method="yes_no")
+    with pytest.raises(UserError, match="log-probabilities"):
+        TeacherRerank("openai:m@http://h/v1")
+    with pytest.raises(UserError, match="likelihood, yes_no"):
+        TeacherRerank("llamacpp:smollm2-135m", method="logits")
+    assert TeacherRerank("openai:m@http://h/v1", method="yes_no").label == "P(yes)"
+
+
+def test_teacher_likelihood_rerank_puts_the_document_that_predicts_the_query_first(tmp_path):
+    """The tiny model as a query-likelihood reranker over obvious cases: each query's own
+    document is shown last among three, and must come first; documents past the depth keep
+    their order below."""
+    from synthwright.core.step import StepContext
+    from synthwright.reranker.teacher import TeacherRerank, teacher_rerank
+
+    texts = {"bread": "Bread dough rises because yeast ferments sugar and releases carbon dioxide.",
+             "owls": "Owls hunt at night using excellent hearing and silent flight.",
+             "tides": "Tides are caused by the gravitational pull of the Moon and the Sun on the oceans.",
+             "chess": "In chess, the opening is the first phase of the game."}
+    queries = {"q1": "why does bread dough rise", "q2": "what causes ocean tides", "q3": "how do owls fly silently"}
+    own = {"q1": "bread", "q2": "tides", "q3": "owls"}
+    first_stage = {q: [(d, 0.0) for d in [*(x for x in ("bread", "owls", "tides") if x != own[q]), own[q], "chess"]] for q in queries}
+    setup = TeacherRerank("llamacpp:smollm2-135m", depth=3, context=StepContext(cache_file=tmp_path / "cache.sqlite"))
+    runs, usage, failed = teacher_rerank(setup, queries, first_stage, texts)
+    assert failed == 0 and usage.sent == 9
+    for qid, ranking in runs.items():
+        assert ranking[0][0] == own[qid], (qid, ranking)
+        assert ranking[-1][0] == "chess" and ranking[-1][1] < ranking[-2][1]
+
+
+def test_a_likelihood_member_scores_each_document_once_and_its_votes_compose(tmp_path):
+    """judge_batch with `likelihood:MODEL` among the members, on two obvious queries: one
+    request per (query, document) the chosen pairs name, not two per pair; each pair's vote is
+    sigmoid of a score difference, so votes around a triangle agree; the source wins."""
+    from synthwright.core.step import StepContext
+    from synthwright.reranker.calibration import CalibrationOptions
+    from synthwright.reranker.judging import judge_batch, likelihood_member_name
+
+    texts = {"bread": "Bread dough rises because yeast ferments sugar and releases carbon dioxide.",
+             "tides": "Tides are caused by the gravitational pull of the Moon and the Sun on the oceans.",
+             "owls": "Owls hunt at night using excellent hearing and silent flight.",
+             "chess": "In chess, the opening is the first phase of the game."}
+    rows = [{"query_id": "q1", "query": "why does bread dough rise", "doc_id": "bread", "candidates": ["owls", "chess"],
+             "bm25": [3.0, 0.5, 0.1], "dense": [0.8, 0.2, 0.1], "style": "question"},
+            {"query_id": "q2", "query": "what causes ocean tides", "doc_id": "tides", "candidates": ["chess", "owls"],
+             "bm25": [2.0, 0.4, 0.3], "dense": [0.7, 0.1, 0.2], "style": "question"}]
+    spec = "likelihood:llamacpp:smollm2-135m"
+    options = CalibrationOptions(["bm25", spec], pairs_per_query=3, llm_pairs_per_query=3.0)
+    judged, usage = judge_batch(rows, options, StepContext(cache_file=tmp_path / "c.sqlite"), "judged", [spec], texts)
+    name = likelihood_member_name("llamacpp:smollm2-135m")
+    assert sum(u.sent for u in usage) == 6, "three documents a query, each scored once for its three pairs"
+    logit = lambda p: math.log(p / (1 - p))
+    for row in judged:
+        votes = {(c["a"], c["b"]): c["by"][name] for c in row["comparisons"]}
+        assert len(votes) == 3 and all("first" not in c for c in row["comparisons"])
+        source, (x, y) = row["doc_id"], row["candidates"]
+        p = lambda a, b: votes[(a, b)] if (a, b) in votes else 1 - votes[(b, a)]
+        assert p(source, x) > 0.5 and p(source, y) > 0.5, votes
+        assert logit(p(source, x)) == pytest.approx(logit(p(source, y)) + logit(p(y, x)), abs=1e-6)
+
+
+def test_cli_judge_by_likelihood_needs_a_llamacpp_teacher(tmp_path):
+    result = run_cli("reranker", "--corpus", "pydoc:topics", "--teacher", "openai:m@http://127.0.0.1:9/v1", "--judge-method", "likelihood",
+                     "--run-dir", str(tmp_path / "run"), timeout=60)
+    assert_one_clear_error(result, "likelihood:openai:m@http://127.0.0.1:9/v1", "likelihood:llamacpp:MODEL")

@@ -19,6 +19,16 @@ from synthwright.errors import UserError
 DEFAULT_TEACHER = "llamacpp:qwen2.5-coder-1.5b"
 
 
+class TeacherMethodChoice(str, Enum):
+    likelihood = "likelihood"
+    yes_no = "yes_no"
+
+
+class JudgeMethod(str, Enum):
+    pairwise = "pairwise"
+    likelihood = "likelihood"
+
+
 class Focus(str, Enum):
     document = "document"
     sentence = "sentence"
@@ -40,6 +50,7 @@ def reranker_steps(
     judges: list[str] | None = None, corpus_size: int | None = None, teacher_queries: int = 0, teacher_depth: int = 10,
     calibration_queries: str | None = None, calibration_qrels: str | None = None, calibration_limit: int = 50,
     rewrite: bool = False, focus: str = "document", sentences_per_doc: int = 1, base_weight: float = 0.0,
+    teacher_method: str = "likelihood",
 ) -> list[dict]:
     """The pipeline's steps, as YAML would spell them. `corpus_size` (documents in the corpus)
     spreads the LLM budget over the queries there will be when `documents` samples none or more."""
@@ -83,7 +94,8 @@ def reranker_steps(
     if eval_queries and eval_qrels:
         evaluation = {"corpus": corpus, "queries": eval_queries, "qrels": eval_qrels, "students": students, "depth": depth}
         if teacher_queries:
-            evaluation.update(teacher=teacher, teacher_queries=teacher_queries, teacher_depth=teacher_depth, teacher_style=styles[0])
+            evaluation.update(teacher=teacher, teacher_queries=teacher_queries, teacher_depth=teacher_depth, teacher_style=styles[0],
+                              teacher_method=teacher_method)
         steps.append({"name": "evaluation", "uses": "evaluate_reranker", "input": steps[-1]["name"], "with": evaluation})
     steps.append({"name": "report", "uses": "reranker_report", "input": steps[-1]["name"]})
     for step in steps:  # drop unset options, so the YAML shows only what was chosen
@@ -102,6 +114,7 @@ def register(app: typer.Typer) -> None:
         focus: Focus = typer.Option(Focus.document, "--focus", help="What the teacher reads for a query: the whole document, or its title and one sentence (a query about one finding; shorter prompts, harder queries)."),
         sentences_per_doc: int = typer.Option(1, "--sentences-per-doc", min=1, help="--focus sentence: sentences drawn per document, one query each (fewer where a document has fewer; the LLM budget is spread as if each had N)."),
         teacher: str = typer.Option(DEFAULT_TEACHER, "--teacher", "-m", help="Teacher model spec (queries and LLM judge)."),
+        judge_method: JudgeMethod = typer.Option(JudgeMethod.pairwise, "--judge-method", help="How the teacher judges a pair: pairwise (asked both orders), or likelihood (log P(query | document) for each document, one request a document however many pairs it is in; llamacpp: teachers)."),
         candidates: int = typer.Option(10, "--candidates", min=1, help="Retrieved candidates per query."),
         pairs_per_query: int = typer.Option(16, "--pairs-per-query", min=1, help="Comparison graph size per query."),
         student: StudentKind = typer.Option(StudentKind.cross, "--student", help="cross-encoder or bi-encoder student."),
@@ -117,6 +130,7 @@ def register(app: typer.Typer) -> None:
         rewrite: bool = typer.Option(False, "--rewrite", help="Also have the teacher rewrite each query in everyday words (a harder query for the same document)."),
         teacher_queries: int = typer.Option(0, "--teacher-rerank", min=0, help="Also evaluate the teacher as a pointwise reranker on this many sampled evaluation queries (one LLM call per document; 0: off)."),
         teacher_depth: int = typer.Option(10, "--teacher-rerank-depth", min=1, help="Hybrid documents per query the teacher rescores."),
+        teacher_method: TeacherMethodChoice = typer.Option(TeacherMethodChoice.likelihood, "--teacher-rerank-method", help="How the teacher scores a document: likelihood = log P(query | document) (llamacpp: models only), yes_no = P(Yes) to 'does it answer the query?'."),
         calibration_queries: Path = typer.Option(None, "--calibration-queries", help="A human calibration sample: real training queries (never the evaluation ones); members are weighted by their accuracy on it, and a second student is trained that way."),
         calibration_qrels: Path = typer.Option(None, "--calibration-qrels", help="Their qrels."),
         calibration_limit: int = typer.Option(50, "--calibration-limit", min=1, max=50, help="Queries in the calibration sample (at most 50)."),
@@ -152,6 +166,7 @@ def register(app: typer.Typer) -> None:
         from synthwright.reranker.corpus import open_corpus
 
         corpus_size = len(open_corpus(corpus_spec))
+        llm_judge = teacher if judge_method == JudgeMethod.pairwise else f"likelihood:{teacher}"
         steps = reranker_steps(
             corpus_spec, teacher=teacher, styles=styles, documents=documents, budget=budget, candidates=candidates,
             pairs_per_query=pairs_per_query, student=student.value, epochs=epochs, max_length=max_length,
@@ -159,7 +174,8 @@ def register(app: typer.Typer) -> None:
             real_qrels=_path(real_qrels), real_limit=real_limit, depth=depth, corpus_size=corpus_size,
             teacher_queries=teacher_queries, teacher_depth=teacher_depth, calibration_queries=_path(calibration_queries),
             calibration_qrels=_path(calibration_qrels), calibration_limit=calibration_limit, rewrite=rewrite,
-            focus=focus.value, sentences_per_doc=sentences_per_doc, base_weight=base_weight,
+            focus=focus.value, sentences_per_doc=sentences_per_doc, base_weight=base_weight, teacher_method=teacher_method.value,
+            judges=["bm25", "embedding", llm_judge],
         )
         data = {"name": "reranker", "seed": seed, "steps": steps}
         config = validate_pipeline(data, source="synthwright reranker")

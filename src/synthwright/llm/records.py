@@ -47,6 +47,9 @@ class LLMRequest(_Record):
     `top_logprobs` asks for the k most likely tokens at each generated position.
     `choices` asks for the next-token probability of each choice instead of free text
     (what judges need); the response carries them in `choice_probs`.
+    `continuation` asks how likely the model finds this given reply, instead of generating
+    one: the response carries its summed log-probability in `continuation_logprob` (query
+    likelihood, as in UPR: log P(query | document)).
     """
 
     messages: tuple[Message, ...] | None = None
@@ -56,6 +59,7 @@ class LLMRequest(_Record):
     top_logprobs: int | None = Field(None, ge=0, le=20)
     json_schema: dict[str, Any] | None = None
     choices: tuple[str, ...] | None = None
+    continuation: str | None = None
 
     @model_validator(mode="after")
     def _exactly_one_input(self) -> "LLMRequest":
@@ -63,6 +67,11 @@ class LLMRequest(_Record):
             raise ValueError("give exactly one of `messages` (chat) or `prompt` (raw completion)")
         if self.choices is not None and len(self.choices) < 2:
             raise ValueError("`choices` needs at least two options")
+        if self.continuation is not None:
+            if not self.continuation:
+                raise ValueError("`continuation` needs some text to score")
+            if self.choices is not None or self.json_schema is not None or self.top_logprobs:
+                raise ValueError("`continuation` scores given text: it cannot go with `choices`, `json_schema` or `top_logprobs`")
         return self
 
     @property
@@ -70,8 +79,10 @@ class LLMRequest(_Record):
         return self.messages is not None
 
     def canonical_json(self) -> str:
-        """Sorted-key JSON of every field: the request's identity."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        """Sorted-key JSON of every field: the request's identity. A field added later is left
+        out while unset, so every request written before it keeps its cache key."""
+        unset_later = {"continuation"} if self.continuation is None else set()
+        return json.dumps(self.model_dump(mode="json", exclude=unset_later), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def cache_key(self, model_identity: str) -> str:
         """Hash of (model identity, request). Transport details and secrets never enter it."""
@@ -104,6 +115,8 @@ class LLMResponse(_Record):
     parse_error: str | None = None
     logprobs: tuple[TokenLogprob, ...] | None = None
     choice_probs: dict[str, float] | None = None
+    continuation_logprob: float | None = None  # sum over the continuation's tokens
+    continuation_tokens: int | None = None
     usage: Usage = Usage()
     finish_reason: str | None = None
     error: str | None = None

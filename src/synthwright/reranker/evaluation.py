@@ -8,9 +8,9 @@ stands in BM25 + student, same candidates and same fusion, so the student's own 
 its gain over the control, not over hybrid: on SciFact dev the fusion structure alone moves
 hybrid by up to +-0.01, as much as most students did. The control is MiniLM as a bi-encoder
 whatever the student's kind. Optionally the teacher itself as a pointwise reranker of the hybrid
-top 10 (by 1 + 4 P(Yes) to "does the document answer it?"), the quality ceiling at its cost: one LLM
-call per document, so it runs on a seeded sample of the queries and is compared with hybrid
-on that same sample. Every gain over hybrid comes with a paired bootstrap interval.
+top 10 (reranker/teacher.py), the quality ceiling at its cost: one LLM call per document, so it
+runs on a seeded sample of the queries and is compared with hybrid on that same sample. Every
+gain over hybrid comes with a paired bootstrap interval.
 """
 
 from __future__ import annotations
@@ -19,11 +19,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthwright.errors import UserError
 from synthwright.reranker.corpus import corpus_texts, open_corpus
 from synthwright.reranker.student import QueryLabels
+
+if TYPE_CHECKING:
+    from synthwright.reranker.teacher import TeacherRerank
 
 METRICS = ("ndcg@10", "mrr@10", "recall@100")
 
@@ -67,48 +70,6 @@ def real_label_groups(queries_path, qrels_path, corpus_spec: str, *, limit: int 
         negative = [doc for doc, _ in runs[qid] if doc not in qrels[qid]][:negatives]
         groups.append(QueryLabels(queries[qid], {**labels, **{doc: 0.0 for doc in negative}}))
     return groups
-
-
-@dataclass
-class TeacherRerank:
-    """How to run the teacher as a pointwise reranker (see the module docstring)."""
-
-    model: str
-    queries: int = 30  # a seeded sample of the evaluation queries
-    depth: int = 10  # hybrid documents it rescores per query
-    style: str = "question"  # picks the yes/no question and what the query is called
-    max_chars: int = 450  # document characters it reads: prompt length is the cost
-    context: Any = None  # the StepContext (request cache, run seed)
-    step_name: str = "evaluation"
-
-
-def teacher_rerank(setup: TeacherRerank, queries: Mapping[str, str], first_stage: Mapping[str, list], texts: Mapping[str, str]):
-    """(reranked runs of the sampled queries, usage, failed documents). Documents are asked
-    query by query, so a query's prefix is evaluated once by llama.cpp."""
-    from synthwright.judges.base import PointItem, PointResult
-    from synthwright.judges.pointwise import RubricJudge
-    from synthwright.judges.rubric import Criterion, Rubric
-    from synthwright.reranker.queries import JUDGE_CONTEXT_LABELS, POINTWISE_QUESTIONS
-
-    rubric = Rubric(name="relevance", text_label="Document", context_label=JUDGE_CONTEXT_LABELS.get(setup.style, "Query"),
-                    criteria=(Criterion(name="relevant", question=POINTWISE_QUESTIONS.get(setup.style, POINTWISE_QUESTIONS["question"]),
-                                        binary=True, needs_context=True),))
-    judge = RubricJudge(setup.model, rubric, max_chars=setup.max_chars, context=setup.context, step_name=setup.step_name)
-    tops = {qid: [doc for doc, _ in first_stage[qid][: setup.depth]] for qid in queries}
-    items = [PointItem(text=texts[doc], context=queries[qid]) for qid, top in tops.items() for doc in top]
-    progress = setup.context.request_progress("teacher as a reranker") if setup.context is not None else None
-    verdicts = iter(judge.score(items, progress))
-    runs, failed = {}, 0
-    for qid, top in tops.items():
-        scores = []
-        for doc in top:
-            verdict = next(verdicts)
-            failed += not isinstance(verdict, PointResult)
-            scores.append(verdict.score if isinstance(verdict, PointResult) else 0.0)
-        # Stable: equal scores keep the first stage's order. The tail keeps its order below.
-        head = sorted(zip(top, scores), key=lambda item: -item[1])
-        runs[qid] = head + [(doc, -float(i)) for i, (doc, _) in enumerate(first_stage[qid][setup.depth:], 1)]
-    return runs, judge.usage, failed
 
 
 def sample_queries(queries: Mapping[str, str], n: int, seed: int) -> dict[str, str]:
@@ -251,6 +212,7 @@ def _add_teacher(evaluation: Evaluation, setup: TeacherRerank, queries, qrels, h
     """The teacher's rows: it and hybrid on the same sampled queries, and its gain there."""
     from synthwright.judges.base import short_model_name
     from synthwright.ranking import evaluate
+    from synthwright.reranker.teacher import teacher_rerank
 
     sample = sample_queries(queries, setup.queries, seed)
     sub_qrels = {qid: qrels[qid] for qid in sample}
@@ -258,7 +220,7 @@ def _add_teacher(evaluation: Evaluation, setup: TeacherRerank, queries, qrels, h
     reranked, usage, failed = teacher_rerank(setup, sample, hybrid, texts)
     seconds = time.perf_counter() - started
     label = f"[{len(sample)} sampled queries]"
-    name = f"teacher ({short_model_name(setup.model)}): rerank hybrid top {setup.depth} {label}"
+    name = f"teacher ({short_model_name(setup.model)}, {setup.label}): rerank hybrid top {setup.depth} {label}"
     evaluation.table[f"hybrid (RRF) {label}"] = evaluate({q: hybrid[q] for q in sample}, sub_qrels, METRICS)
     evaluation.table[name] = evaluate(reranked, sub_qrels, METRICS)
     evaluation.gains[name] = _gain({q: hybrid[q] for q in sample}, reranked, sub_qrels, resamples, seed)

@@ -7,6 +7,11 @@ cheap members, which cost nothing next to an LLM call:
 - `bm25`: P(a > b) = sigmoid(z_a - z_b), z = the query's BM25 scores standardised over its graph;
 - `embedding`: P(a > b) = sigmoid((cos_a - cos_b) / 0.05), MiniLM cosine (as judges.EmbeddingJudge).
 
+An LLM member `likelihood:MODEL` scores each document of a chosen pair instead, by how
+likely the model finds the query after reading it (reranker/teacher.py), P(a > b) =
+sigmoid(log P(q | a) - log P(q | b)): Bradley-Terry with the likelihoods as strengths. A
+document in several chosen pairs of a query is scored once, and there is no order to average.
+
 LLM judgments (both orders, order-averaged) go where they are worth most: a share of the
 budget to anchor pairs (the source against a bottom candidate: the answer is known, so the
 LLM's reliability can be measured), the rest to the pairs on which the cheap members
@@ -27,6 +32,7 @@ from synthwright.judges.base import PairItem, PairResult, short_model_name
 from synthwright.judges.prompts import PairwisePrompt
 from synthwright.ranking.pairs import select_pairs
 from synthwright.reranker.queries import JUDGE_CONTEXT_LABELS, JUDGE_INSTRUCTIONS
+from synthwright.reranker.teacher import likelihood_model, query_likelihoods
 
 EMBEDDING_TEMPERATURE = 0.05
 
@@ -107,6 +113,9 @@ def judge_batch(rows: list[Row], options, context, step_name: str, llm_specs: Se
     usage = []
     for spec in llm_specs:
         chosen = choose_for_llm(graphs, budget, options.anchor_share, context.rng(step_name, spec, batch_key))
+        if likelihood_model(spec) is not None:
+            usage += _judge_by_likelihood(chosen, likelihood_model(spec), options, context, step_name, texts)
+            continue
         name = short_model_name(spec)
         for style in sorted({row.get("style", "question") for row, _ in chosen}):
             subset = [(row, c) for row, c in chosen if row.get("style", "question") == style]
@@ -119,6 +128,32 @@ def judge_batch(rows: list[Row], options, context, step_name: str, llm_specs: Se
                     comparison.setdefault("first", {})[name] = (verdict.p_first_ab + verdict.p_first_ba) / 2
             usage.append(judge.usage)
     return [{**row, "comparisons": comparisons} for row, comparisons in graphs], usage
+
+
+def likelihood_member_name(model: str) -> str:
+    return f"{short_model_name(model)} (likelihood)"
+
+
+def _judge_by_likelihood(chosen: Sequence[tuple[Row, dict]], model: str, options, context, step_name: str, texts: Mapping[str, str]):
+    """Score each (query, document) the chosen pairs name once, then give every pair its
+    P(a > b); a pair with a failed score is left to the other members. Usage per query style."""
+    name = likelihood_member_name(model)
+    keys = list(dict.fromkeys((row["query_id"], doc) for row, c in chosen for doc in (c["a"], c["b"])))
+    rows = {row["query_id"]: row for row, _ in chosen}
+    progress = context.request_progress(f"{name}: {len(keys)} documents for {len(chosen)} pairs")
+    scores: dict[tuple[str, str], float | None] = {}
+    usages = []
+    for style in sorted({row.get("style", "question") for row in rows.values()}):
+        subset = [key for key in keys if rows[key[0]].get("style", "question") == style]
+        values, usage = query_likelihoods(model, [(rows[qid]["query"], texts[doc]) for qid, doc in subset], style=style,
+                                          max_chars=options.max_chars, context=context, step_name=step_name, progress=progress)
+        scores.update(zip(subset, values))
+        usages.append(usage)
+    for row, comparison in chosen:
+        a, b = scores[(row["query_id"], comparison["a"])], scores[(row["query_id"], comparison["b"])]
+        if a is not None and b is not None:
+            comparison["by"][name] = _sigmoid(a - b)
+    return usages
 
 
 def _prompt(options, style: str) -> PairwisePrompt:

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from synthwright.core.lineage import Row, derive_id, with_meta
 from synthwright.core.step import (
@@ -28,6 +28,7 @@ from synthwright.core.step import (
 from synthwright.errors import UserError
 from synthwright.recipes.generate_step import GenerateOptions, GenerateStep
 from synthwright.reranker.corpus import corpus_fingerprint, corpus_texts, open_corpus
+from synthwright.reranker.teacher import TeacherMethod, likelihood_model
 from synthwright.reranker.queries import (
     DEFAULT_DOC_CHARS,
     DOC_QUERY_PROMPT,
@@ -259,16 +260,34 @@ class CandidatesStep(ReadsCorpus, RowStep):
 
 
 # -- pairwise judgments ---------------------------------------------------------------------------
+def checked_judges(judges: list[str]) -> list[str]:
+    """A `likelihood:MODEL` member needs a model that gives the prompt's log-probabilities."""
+    from synthwright.llm.spec import ModelSpec
+
+    for spec in judges:
+        model = likelihood_model(spec)
+        if model is not None and ModelSpec.parse(model).backend != "llamacpp":
+            raise ValueError(f"judge '{spec}': query likelihood needs the prompt's log-probabilities, which '{model}' does not "
+                             f"return: use likelihood:llamacpp:MODEL, or '{model}' as a pairwise member")
+    return judges
+
+
 class PairJudgeOptions(StepOptions):
     corpus: str
     judges: list[str] = Field(["bm25", "embedding", DEFAULT_TEACHER], min_length=1,
-                              description="Members: bm25, embedding (MiniLM cosine) and LLM model specs")
+                              description="Members: bm25, embedding (MiniLM cosine), LLM model specs (pairwise, both orders) "
+                                          "and likelihood:MODEL (query likelihood, llamacpp: models)")
     pairs_per_query: int = Field(16, ge=1, description="Comparison graph size per query (cheap members judge all)")
     llm_pairs_per_query: float = Field(2.0, ge=0.0, description="LLM judgments per query on average (each asked in both orders)")
     anchor_share: float = Field(0.2, ge=0.0, le=1.0, description="Share of the LLM budget spent on anchor pairs (source vs a bottom candidate) to measure its reliability")
     max_chars: int = Field(450, ge=50, description="Document characters an LLM judge reads (cost is prompt length)")
     instruction: str | None = Field(None, description="Pairwise question for the LLM (default fits the query style)")
     n_random: int = Field(2, ge=0)
+
+    @field_validator("judges")
+    @classmethod
+    def _judges(cls, judges: list[str]) -> list[str]:
+        return checked_judges(judges)
 
 
 
@@ -392,6 +411,11 @@ class CalibrateOptions(StepOptions):
     style: Style = Field("question", description="Query style of the real queries (picks the LLM's question)")
     max_chars: int = Field(450, ge=50)
     output: str = "calibration.json"
+
+    @field_validator("judges")
+    @classmethod
+    def _judges(cls, judges: list[str]) -> list[str]:
+        return checked_judges(judges)
 
 
 @register_step("calibrate_judges")
@@ -528,6 +552,16 @@ class EvaluateOptions(StepOptions):
     teacher_depth: int = Field(10, ge=1, description="Hybrid documents per query the teacher rescores")
     teacher_style: Style = Field("question", description="Query style of the evaluation queries: picks the teacher's yes/no question")
     teacher_max_chars: int = Field(450, ge=50, description="Document characters the teacher reads")
+    teacher_method: TeacherMethod = Field("likelihood", description="How the teacher scores a document: likelihood = log P(query | document) (llamacpp: models), yes_no = P(Yes) to 'does it answer the query?'")
+
+    @model_validator(mode="after")
+    def _likelihood_needs_llamacpp(self) -> "EvaluateOptions":
+        from synthwright.llm.spec import ModelSpec
+
+        if self.teacher and self.teacher_method == "likelihood" and ModelSpec.parse(self.teacher).backend != "llamacpp":
+            raise ValueError(f"teacher_method likelihood needs the prompt's log-probabilities, which '{self.teacher}' does not return: "
+                             "use a llamacpp: teacher, or teacher_method: yes_no (--teacher-rerank-method yes_no)")
+        return self
 
 
 @register_step("evaluate_reranker")
@@ -541,7 +575,8 @@ class EvaluateRerankerStage(ReadsCorpus, Stage):
         return {**corpus_fingerprint(self._spec()), "systems": "with BM25 + student and the control"}
 
     def run(self, rows: Iterable[Row]) -> BatchResult:
-        from synthwright.reranker.evaluation import TeacherRerank, evaluate_students, judged_queries
+        from synthwright.reranker.evaluation import evaluate_students, judged_queries
+        from synthwright.reranker.teacher import TeacherRerank
         from synthwright.embed.local import minilm_path
         from synthwright.reranker.student import StudentReranker
 
@@ -552,7 +587,7 @@ class EvaluateRerankerStage(ReadsCorpus, Stage):
         students = {name: StudentReranker(self.context.output_path(path)) for name, path in o.students.items()}
         control = ("MiniLM", StudentReranker(minilm_path())) if o.control and students else None
         teacher = TeacherRerank(o.teacher, o.teacher_queries, o.teacher_depth, o.teacher_style, o.teacher_max_chars,
-                                context=self.context, step_name=self.name) if o.teacher else None
+                                context=self.context, step_name=self.name, method=o.teacher_method) if o.teacher else None
         evaluation = evaluate_students(self._spec(), queries, qrels, students, depth=o.depth, resamples=o.resamples,
                                        seed=self.context.run_seed, teacher=teacher, control=control)
         path = self.context.output_path(o.output)

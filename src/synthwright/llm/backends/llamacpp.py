@@ -8,9 +8,10 @@ see exactly the same tokens. llama.cpp keeps one evaluated token sequence; conse
 requests that share a prefix (same system prompt and query, say) only evaluate the rest.
 
 Probabilities never need `logits_all=True` (which reserves n_ctx x vocab floats, ~1.2 GB
-for Qwen at n_ctx=2048): choice probabilities read the last position's logits after
-evaluating the prompt, and top-k logprobs of generated tokens are read by a logits
-processor as each token is sampled.
+for Qwen at n_ctx=2048, and slows prompt processing ~30%): choice probabilities read the
+last position's logits after evaluating the prompt, top-k logprobs of generated tokens are
+read by a logits processor as each token is sampled, and a continuation's log-probability
+asks llama.cpp for logits at the continuation's positions only.
 """
 
 from __future__ import annotations
@@ -143,7 +144,9 @@ class LlamaCppBackend(Backend):
             tokens, template_stops = self.tokens_for(request)
             if len(tokens) >= self.n_ctx:
                 raise PermanentError(f"prompt has {len(tokens)} tokens; the context holds {self.n_ctx} (raise n_ctx)")
-            if request.choices:
+            if request.continuation is not None:
+                response = self._score_continuation(tokens, request.continuation)
+            elif request.choices:
                 response = self._choose(request, tokens)
             else:
                 response = self._generate(request, tokens, template_stops)
@@ -218,6 +221,31 @@ class LlamaCppBackend(Backend):
         return LLMResponse(
             text=best, choice_probs=probs, finish_reason="choice",
             usage=Usage(prompt_tokens=len(tokens), completion_tokens=0),
+        )
+
+    def _score_continuation(self, tokens: list[int], continuation: str) -> LLMResponse:
+        """log P(continuation | prompt), summed over the continuation's tokens: the prompt is
+        evaluated as usual (its last logits give the first token), then the continuation in one
+        batch that asks for logits at each of its positions but the last."""
+        llm = self.llama()
+        following = self._first_tokens(continuation)
+        if len(tokens) + len(following) > self.n_ctx:
+            raise PermanentError(f"prompt and continuation have {len(tokens) + len(following)} tokens; the context holds {self.n_ctx} (raise n_ctx)")
+        total = float(self._next_token_logprobs(tokens)[following[0]])
+        for start in range(0, len(following) - 1, self.n_batch):
+            chunk = following[start: start + self.n_batch]
+            n_past = llm.n_tokens
+            llm._batch.set_batch(batch=chunk, n_past=n_past, logits_all=True)
+            llm._ctx.decode(llm._batch)
+            llm.input_ids[n_past: n_past + len(chunk)] = chunk
+            llm.n_tokens += len(chunk)
+            for i, token in enumerate(chunk):
+                if start + i + 1 < len(following):
+                    logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(i), shape=(llm.n_vocab(),))
+                    total += float(_log_softmax(logits.astype(np.float64))[following[start + i + 1]])
+        return LLMResponse(
+            text=continuation, continuation_logprob=total, continuation_tokens=len(following), finish_reason="continuation",
+            usage=Usage(prompt_tokens=len(tokens) + len(following), completion_tokens=0),
         )
 
     def _next_token_logprobs(self, tokens: list[int]) -> np.ndarray:
