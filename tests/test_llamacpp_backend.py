@@ -353,3 +353,30 @@ def test_continuation_longer_than_the_context_is_a_clear_error():
     backend = load_backend(TINY, n_ctx=64)
     [answer], usage = ask(backend, [LLMRequest(prompt="Say something.", continuation="word " * 80)], retry=RetryPolicy(max_attempts=3))
     assert not answer.ok and "context holds 64" in answer.error and answer.attempts == 1
+
+
+def test_continuation_scoring_in_small_batches_one_token_and_what_follows(smollm):
+    """A continuation decoded in chunks of n_batch scores as one decoded whole (each token once,
+    whatever the chunk boundaries); a one-token continuation is the prompt's next-token
+    log-probability; and a greedy generation right after a continuation is what a fresh
+    model writes (the held tokens and KV cache were left consistent)."""
+    claim = "Aspirin lowers the risk of heart attacks in older adults, and it thins the blood a little."
+    small = load_backend(TINY, n_batch=4)
+    for text in (claim, claim + " Yes", claim + " Yes, truly"):  # the last chunk full, or not
+        request = LLMRequest(messages=PASSAGE, continuation=text)
+        [whole], _ = ask(smollm, [request])
+        [chunked], _ = ask(small, [request])
+        assert whole.continuation_tokens > 12, "several chunks of 4"
+        assert chunked.continuation_tokens == whole.continuation_tokens
+        assert abs(chunked.continuation_logprob - whole.continuation_logprob) < 0.05 * whole.continuation_tokens
+
+    one = LLMRequest(messages=PASSAGE, continuation="The")
+    [answer], _ = ask(smollm, [one])
+    prompt, _ = smollm.tokens_for(one)
+    assert answer.continuation_tokens == 1
+    assert answer.continuation_logprob == pytest.approx(float(smollm._next_token_logprobs(prompt)[smollm._first_tokens("The")[0]]), abs=1e-3)
+
+    greedy = LLMRequest(messages=PASSAGE, params=SamplingParams(temperature=0.0, max_tokens=12))
+    answers, _ = ask(smollm, [LLMRequest(messages=PASSAGE, continuation=claim), greedy])
+    [fresh], _ = ask(load_backend(TINY), [greedy])
+    assert answers[1].text == fresh.text and fresh.text.strip()

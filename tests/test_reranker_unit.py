@@ -896,7 +896,7 @@ def test_teacher_rerank_options_pick_the_method():
     from synthwright.reranker.teacher import TeacherRerank
 
     assert EvaluateOptions(corpus="c", queries="q", qrels="r", teacher="llamacpp:smollm2-135m").teacher_method == "likelihood"
-    assert EvaluateOptions(corpus="c", queries="q", qrels="r", teacher="openai:m@http://h/v1", teacher_method="yes_no")
+    assert EvaluateOptions(corpus="c", queries="q", qrels="r", teacher="openai:m@http://h/v1", teacher_method="yes_no").teacher_method == "yes_no"
     with pytest.raises(UserError, match="log-probabilities"):
         TeacherRerank("openai:m@http://h/v1")
     with pytest.raises(UserError, match="likelihood, yes_no"):
@@ -961,3 +961,34 @@ def test_cli_judge_by_likelihood_needs_a_llamacpp_teacher(tmp_path):
     result = run_cli("reranker", "--corpus", "pydoc:topics", "--teacher", "openai:m@http://127.0.0.1:9/v1", "--judge-method", "likelihood",
                      "--run-dir", str(tmp_path / "run"), timeout=60)
     assert_one_clear_error(result, "likelihood:openai:m@http://127.0.0.1:9/v1", "likelihood:llamacpp:MODEL")
+
+
+def test_the_likelihood_prompt_is_in_the_fingerprint_of_the_steps_that_use_it(monkeypatch):
+    """An edited likelihood prompt reruns the steps that score with it, and only those: a
+    pairwise-only judging step keeps its fingerprint."""
+    from synthwright.core.step import StepContext
+    from synthwright.reranker import teacher
+    from synthwright.reranker.steps import EvaluateRerankerStage, PairJudgeStep
+
+    def extras():
+        ctx = StepContext()
+        pairwise = PairJudgeStep("j", PairJudgeStep.Options(corpus="pydoc:topics", judges=["bm25", "llamacpp:smollm2-135m"]), ctx)
+        likelihood = PairJudgeStep("j", PairJudgeStep.Options(corpus="pydoc:topics", judges=["bm25", "likelihood:llamacpp:smollm2-135m"]), ctx)
+        evaluation = EvaluateRerankerStage("e", EvaluateRerankerStage.Options(corpus="pydoc:topics", queries="q", qrels="r",
+                                                                              teacher="llamacpp:smollm2-135m"), ctx)
+        return [json.dumps(step.fingerprint_extra(), sort_keys=True, default=str) for step in (pairwise, likelihood, evaluation)]
+
+    before = extras()
+    monkeypatch.setitem(teacher.LIKELIHOOD_INSTRUCTIONS, "question", "Write a question about this passage.")
+    after = extras()
+    assert before[0] == after[0], "a pairwise-only step does not depend on the likelihood prompt"
+    assert before[1] != after[1] and before[2] != after[2]
+
+
+def test_a_blank_query_gets_no_likelihood_score_instead_of_stopping_the_step(tmp_path):
+    from synthwright.core.step import StepContext
+    from synthwright.reranker.teacher import query_likelihoods
+
+    scores, usage = query_likelihoods("llamacpp:smollm2-135m", [("  ", "Owls hunt at night."), ("owls at night", "Owls hunt at night.")],
+                                      style="question", max_chars=200, context=StepContext(cache_file=tmp_path / "c.sqlite"))
+    assert scores[0] is None and scores[1] is not None and scores[1] < 0 and usage.sent == 1

@@ -28,7 +28,7 @@ from synthwright.core.step import (
 from synthwright.errors import UserError
 from synthwright.recipes.generate_step import GenerateOptions, GenerateStep
 from synthwright.reranker.corpus import corpus_fingerprint, corpus_texts, open_corpus
-from synthwright.reranker.teacher import TeacherMethod, likelihood_model
+from synthwright.reranker.teacher import LIKELIHOOD_FINGERPRINT, TeacherMethod, likelihood_model
 from synthwright.reranker.queries import (
     DEFAULT_DOC_CHARS,
     DOC_QUERY_PROMPT,
@@ -260,6 +260,11 @@ class CandidatesStep(ReadsCorpus, RowStep):
 
 
 # -- pairwise judgments ---------------------------------------------------------------------------
+def likelihood_fingerprint(judges: list[str]) -> dict[str, Any]:
+    """The likelihood prompt, for steps with a `likelihood:` member only (pairwise runs keep theirs)."""
+    return {"likelihood": LIKELIHOOD_FINGERPRINT} if any(likelihood_model(spec) for spec in judges) else {}
+
+
 def checked_judges(judges: list[str]) -> list[str]:
     """A `likelihood:MODEL` member needs a model that gives the prompt's log-probabilities."""
     from synthwright.llm.spec import ModelSpec
@@ -309,7 +314,8 @@ class PairJudgeStep(ReadsCorpus, RowStep):
 
     def fingerprint_extra(self) -> dict[str, Any]:
         # "budget": batches judged when the LLM budget was rounded, not drawn, are redone.
-        return {**corpus_fingerprint(self._spec()), "instructions": JUDGE_INSTRUCTIONS, "budget": "stochastic rounding"}
+        return {**corpus_fingerprint(self._spec()), "instructions": JUDGE_INSTRUCTIONS, "budget": "stochastic rounding",
+                **likelihood_fingerprint(self.options.judges)}
 
     def process(self, rows: list[Row]) -> BatchResult:
         from synthwright.reranker.judging import judge_batch
@@ -424,7 +430,7 @@ class CalibrateJudgesStage(ReadsCorpus, Stage):
     description = "Judge a small human-labelled sample (<= 50 real queries with qrels) with every member: accuracy and weight on real labels; rows pass through."
 
     def fingerprint_extra(self) -> dict[str, Any]:
-        return {**corpus_fingerprint(self._spec()), "instructions": JUDGE_INSTRUCTIONS}
+        return {**corpus_fingerprint(self._spec()), "instructions": JUDGE_INSTRUCTIONS, **likelihood_fingerprint(self.options.judges)}
 
     def run(self, rows: Iterable[Row]) -> BatchResult:
         from synthwright.reranker.calibration import CalibrationOptions, calibrate_members, calibration_rows
@@ -572,7 +578,10 @@ class EvaluateRerankerStage(ReadsCorpus, Stage):
     def fingerprint_extra(self) -> dict[str, Any]:
         # Not the student folders' mtimes: fingerprints are planned before the student trains,
         # so a stamp would always be one run behind. The training step as `input` tracks it.
-        return {**corpus_fingerprint(self._spec()), "systems": "with BM25 + student and the control"}
+        o = self.options
+        likelihood = o.teacher is not None and o.teacher_method == "likelihood"
+        return {**corpus_fingerprint(self._spec()), "systems": "with BM25 + student and the control",
+                **({"likelihood": LIKELIHOOD_FINGERPRINT} if likelihood else {})}
 
     def run(self, rows: Iterable[Row]) -> BatchResult:
         from synthwright.reranker.evaluation import evaluate_students, judged_queries

@@ -8,13 +8,12 @@ Two ways to ask it:
   the mean would.
 - `yes_no`: 1 + 4 P(Yes) to "does the document answer the query?".
 
-Measured on 40 SciFact train queries (the hybrid top 10, qwen2.5-coder-1.5b, 650 characters
-of each document; docs/results.md): likelihood reranks at 0.622 nDCG@10 (1.9 s a document),
-yes/no at 0.432 (1.7 s), hybrid 0.683. Within the top 10 the likelihood puts a relevant document
-above a non-relevant one 84% of the time (MiniLM 86%, BM25 90%), yes/no 68%: a small chat model
-says No to nearly everything, so its P(Yes) ranks badly, while how well a document predicts the
-query's words does not depend on its answering style. Likelihood needs the prompt's
-log-probabilities, which only the in-process llama.cpp backend gives.
+On 30 SciFact dev queries (examples/scifact-full.yaml, the hybrid top 10, qwen2.5-coder-1.5b,
+450 characters of each abstract; docs/results.md) likelihood reranks at 0.601 nDCG@10 (1.5 s a
+document), yes/no at 0.473, hybrid 0.639. A small chat model says No to nearly everything, so
+its P(Yes) ranks badly, while how well a document predicts the query's words does not depend
+on its answering style. Likelihood needs the prompt's log-probabilities, which only the
+in-process llama.cpp backend gives.
 
 The same scores make an ensemble member (`likelihood:MODEL`, reranker/judging.py).
 """
@@ -30,6 +29,7 @@ from synthwright.errors import UserError
 TeacherMethod = Literal["likelihood", "yes_no"]
 TEACHER_METHODS: tuple[str, ...] = ("likelihood", "yes_no")
 LIKELIHOOD_PREFIX = "likelihood:"  # a judge member `likelihood:MODEL` scores by query likelihood
+LIKELIHOOD_PROMPT = "Passage: {document}\n\n{instruction}"  # the user turn; the query is scored as the reply
 
 # What the teacher is asked to write from the document; the evaluation query is scored as its answer.
 LIKELIHOOD_INSTRUCTIONS = {
@@ -37,6 +37,9 @@ LIKELIHOOD_INSTRUCTIONS = {
     "question": "Write a question that this passage answers.",
     "keyword": "Write a search query that this passage answers.",
 }
+# What decides a likelihood score besides the model, query and document: part of the
+# fingerprint of every step that asks for one, so an edited prompt reruns them.
+LIKELIHOOD_FINGERPRINT = {"prompt": LIKELIHOOD_PROMPT, "instructions": LIKELIHOOD_INSTRUCTIONS}
 
 
 @dataclass
@@ -98,14 +101,20 @@ def query_likelihoods(model: str, pairs: Sequence[tuple[str, str]], *, style: st
     from synthwright.llm.usage import UsageTotals
 
     instruction = LIKELIHOOD_INSTRUCTIONS.get(style, LIKELIHOOD_INSTRUCTIONS["question"])
+    # A blank query has no tokens to score: it gets no score (counted as failed), not an error.
+    scorable = [i for i, (query, _) in enumerate(pairs) if query.strip()]
     requests = [
-        LLMRequest(messages=(Message(role="user", content=f"Passage: {truncate(document, max_chars)}\n\n{instruction}"),),
-                   continuation=query)
-        for query, document in pairs
+        LLMRequest(messages=(Message(role="user", content=LIKELIHOOD_PROMPT.format(document=truncate(pairs[i][1], max_chars),
+                                                                                  instruction=instruction)),),
+                   continuation=pairs[i][0])
+        for i in scorable
     ]
     usage = UsageTotals()
     responses = run_requests(context or StepContext(), model, step_name, requests, progress, usage)
-    return [r.continuation_logprob if r.ok and r.continuation_logprob is not None else None for r in responses], usage
+    scores: list[float | None] = [None] * len(pairs)
+    for i, response in zip(scorable, responses):
+        scores[i] = response.continuation_logprob if response.ok else None
+    return scores, usage
 
 
 def likelihood_model(spec: str) -> str | None:

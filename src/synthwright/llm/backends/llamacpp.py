@@ -224,25 +224,27 @@ class LlamaCppBackend(Backend):
         )
 
     def _score_continuation(self, tokens: list[int], continuation: str) -> LLMResponse:
-        """log P(continuation | prompt), summed over the continuation's tokens: the prompt is
-        evaluated as usual (its last logits give the first token), then the continuation in one
-        batch that asks for logits at each of its positions but the last."""
+        """log P(continuation | prompt), summed over the continuation's tokens. The prompt is
+        evaluated as usual (its last logits give the first token); then every continuation
+        token but the last is decoded, asking llama.cpp for logits at each of them (one decode
+        per n_batch tokens), and position i scores token i + 1."""
         llm = self.llama()
         following = self._first_tokens(continuation)
         if len(tokens) + len(following) > self.n_ctx:
             raise PermanentError(f"prompt and continuation have {len(tokens) + len(following)} tokens; the context holds {self.n_ctx} (raise n_ctx)")
         total = float(self._next_token_logprobs(tokens)[following[0]])
-        for start in range(0, len(following) - 1, self.n_batch):
-            chunk = following[start: start + self.n_batch]
+        context = following[:-1]  # the tokens whose logits score the next one
+        for start in range(0, len(context), llm.n_batch):
+            chunk = context[start: start + llm.n_batch]
             n_past = llm.n_tokens
             llm._batch.set_batch(batch=chunk, n_past=n_past, logits_all=True)
             llm._ctx.decode(llm._batch)
+            # What llama.cpp now holds, so the next request reuses (or trims) this prefix correctly.
             llm.input_ids[n_past: n_past + len(chunk)] = chunk
             llm.n_tokens += len(chunk)
-            for i, token in enumerate(chunk):
-                if start + i + 1 < len(following):
-                    logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(i), shape=(llm.n_vocab(),))
-                    total += float(_log_softmax(logits.astype(np.float64))[following[start + i + 1]])
+            for i in range(len(chunk)):
+                logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(i), shape=(llm.n_vocab(),))
+                total += float(_log_softmax(logits.astype(np.float64))[following[start + i + 1]])
         return LLMResponse(
             text=continuation, continuation_logprob=total, continuation_tokens=len(following), finish_reason="continuation",
             usage=Usage(prompt_tokens=len(tokens) + len(following), completion_tokens=0),
