@@ -989,6 +989,6 @@ def test_a_blank_query_gets_no_likelihood_score_instead_of_stopping_the_step(tmp
     from synthwright.core.step import StepContext
     from synthwright.reranker.teacher import query_likelihoods
 
-    scores, usage = query_likelihoods("llamacpp:smollm2-135m", [("  ", "Owls hunt at night."), ("owls at night", "Owls hunt at night.")],
-                                      style="question", max_chars=200, context=StepContext(cache_file=tmp_path / "c.sqlite"))
+    items = [("  ", "Owls hunt at night.", "question"), ("owls at night", "Owls hunt at night.", "question")]
+    scores, usage = query_likelihoods("llamacpp:smollm2-135m", items, max_chars=200, context=StepContext(cache_file=tmp_path / "c.sqlite"))
     assert scores[0] is None and scores[1] is not None and scores[1] < 0 and usage.sent == 1

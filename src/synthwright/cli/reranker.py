@@ -15,13 +15,13 @@ import yaml
 from synthwright.cli.console import out
 from synthwright.cli.pipeline import ProgressObserver, print_step_table
 from synthwright.errors import UserError
+from synthwright.reranker.teacher import TEACHER_METHODS
 
 DEFAULT_TEACHER = "llamacpp:qwen2.5-coder-1.5b"
 
 
-class TeacherMethodChoice(str, Enum):
-    likelihood = "likelihood"
-    yes_no = "yes_no"
+# The same values as the evaluation step's `teacher_method`, as typer wants them (an Enum).
+TeacherMethodChoice = Enum("TeacherMethodChoice", {method: method for method in TEACHER_METHODS}, type=str)
 
 
 class JudgeMethod(str, Enum):
@@ -130,7 +130,7 @@ def register(app: typer.Typer) -> None:
         rewrite: bool = typer.Option(False, "--rewrite", help="Also have the teacher rewrite each query in everyday words (a harder query for the same document)."),
         teacher_queries: int = typer.Option(0, "--teacher-rerank", min=0, help="Also evaluate the teacher as a pointwise reranker on this many sampled evaluation queries (one LLM call per document; 0: off)."),
         teacher_depth: int = typer.Option(10, "--teacher-rerank-depth", min=1, help="Hybrid documents per query the teacher rescores."),
-        teacher_method: TeacherMethodChoice = typer.Option(TeacherMethodChoice.likelihood, "--teacher-rerank-method", help="How the teacher scores a document: likelihood = log P(query | document) (llamacpp: models only), yes_no = P(Yes) to 'does it answer the query?'."),
+        teacher_method: TeacherMethodChoice = typer.Option(TeacherMethodChoice("likelihood"), "--teacher-rerank-method", help="How the teacher scores a document: likelihood = log P(query | document) (llamacpp: models only), yes_no = P(Yes) to 'does it answer the query?'."),
         calibration_queries: Path = typer.Option(None, "--calibration-queries", help="A human calibration sample: real training queries (never the evaluation ones); members are weighted by their accuracy on it, and a second student is trained that way."),
         calibration_qrels: Path = typer.Option(None, "--calibration-qrels", help="Their qrels."),
         calibration_limit: int = typer.Option(50, "--calibration-limit", min=1, max=50, help="Queries in the calibration sample (at most 50)."),

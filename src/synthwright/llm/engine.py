@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from synthwright.llm.backends.base import Backend, BackendError, PermanentError, RateLimited, TransientError
+from synthwright.llm.backends.base import Backend, BackendError, PermanentError, RateLimited, TransientError, continuation_refusal
 from synthwright.llm.cache import CallRecord, RequestCache
 from synthwright.llm.concurrency import AdaptiveLimiter, RetryPolicy
 from synthwright.llm.records import LLMRequest, LLMResponse
@@ -93,6 +93,8 @@ class LLMEngine:
 
     async def _send_with_retries(self, request: LLMRequest) -> LLMResponse:
         started = time.perf_counter()
+        if request.continuation is not None and not self.backend.scores_continuations:
+            return self._failed(PermanentError(continuation_refusal(self.backend.name)), 1, started)
         for attempt in range(1, self.options.retry.max_attempts + 1):
             epoch = await self.limiter.acquire()
             try:

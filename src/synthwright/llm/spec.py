@@ -35,6 +35,11 @@ class ModelSpec:
         return f"{self.backend}:{self.target}"
 
 
+def scores_continuations(spec: str) -> bool:
+    """Whether the model a spec names can answer `LLMRequest.continuation` (query likelihood)."""
+    return backend_class(ModelSpec.parse(spec).backend).scores_continuations
+
+
 def load_backend(spec: str | ModelSpec, **options: Any) -> Backend:
     """Build the backend a spec names (models load lazily, on first request)."""
     parsed = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)

@@ -113,8 +113,8 @@ def judge_batch(rows: list[Row], options, context, step_name: str, llm_specs: Se
     usage = []
     for spec in llm_specs:
         chosen = choose_for_llm(graphs, budget, options.anchor_share, context.rng(step_name, spec, batch_key))
-        if likelihood_model(spec) is not None:
-            usage += _judge_by_likelihood(chosen, likelihood_model(spec), options, context, step_name, texts)
+        if (model := likelihood_model(spec)) is not None:
+            usage.append(_judge_by_likelihood(chosen, model, options, context, step_name, texts))
             continue
         name = short_model_name(spec)
         for style in sorted({row.get("style", "question") for row, _ in chosen}):
@@ -136,24 +136,19 @@ def likelihood_member_name(model: str) -> str:
 
 def _judge_by_likelihood(chosen: Sequence[tuple[Row, dict]], model: str, options, context, step_name: str, texts: Mapping[str, str]):
     """Score each (query, document) the chosen pairs name once, then give every pair its
-    P(a > b); a pair with a failed score is left to the other members. Usage per query style."""
+    P(a > b); a pair with a failed score is left to the other members. Returns the usage."""
     name = likelihood_member_name(model)
-    keys = list(dict.fromkeys((row["query_id"], doc) for row, c in chosen for doc in (c["a"], c["b"])))
     rows = {row["query_id"]: row for row, _ in chosen}
+    keys = list(dict.fromkeys((row["query_id"], doc) for row, c in chosen for doc in (c["a"], c["b"])))
+    items = [(rows[qid]["query"], texts[doc], rows[qid].get("style", "question")) for qid, doc in keys]
     progress = context.request_progress(f"{name}: {len(keys)} documents for {len(chosen)} pairs")
-    scores: dict[tuple[str, str], float | None] = {}
-    usages = []
-    for style in sorted({row.get("style", "question") for row in rows.values()}):
-        subset = [key for key in keys if rows[key[0]].get("style", "question") == style]
-        values, usage = query_likelihoods(model, [(rows[qid]["query"], texts[doc]) for qid, doc in subset], style=style,
-                                          max_chars=options.max_chars, context=context, step_name=step_name, progress=progress)
-        scores.update(zip(subset, values))
-        usages.append(usage)
+    values, usage = query_likelihoods(model, items, max_chars=options.max_chars, context=context, step_name=step_name, progress=progress)
+    scores = dict(zip(keys, values))
     for row, comparison in chosen:
         a, b = scores[(row["query_id"], comparison["a"])], scores[(row["query_id"], comparison["b"])]
         if a is not None and b is not None:
             comparison["by"][name] = _sigmoid(a - b)
-    return usages
+    return usage
 
 
 def _prompt(options, style: str) -> PairwisePrompt:

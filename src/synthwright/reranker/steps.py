@@ -28,7 +28,7 @@ from synthwright.core.step import (
 from synthwright.errors import UserError
 from synthwright.recipes.generate_step import GenerateOptions, GenerateStep
 from synthwright.reranker.corpus import corpus_fingerprint, corpus_texts, open_corpus
-from synthwright.reranker.teacher import LIKELIHOOD_FINGERPRINT, TeacherMethod, likelihood_model
+from synthwright.reranker.teacher import LIKELIHOOD_FINGERPRINT, TeacherMethod, likelihood_model, likelihood_unsupported
 from synthwright.reranker.queries import (
     DEFAULT_DOC_CHARS,
     DOC_QUERY_PROMPT,
@@ -267,13 +267,11 @@ def likelihood_fingerprint(judges: list[str]) -> dict[str, Any]:
 
 def checked_judges(judges: list[str]) -> list[str]:
     """A `likelihood:MODEL` member needs a model that gives the prompt's log-probabilities."""
-    from synthwright.llm.spec import ModelSpec
-
     for spec in judges:
         model = likelihood_model(spec)
-        if model is not None and ModelSpec.parse(model).backend != "llamacpp":
-            raise ValueError(f"judge '{spec}': query likelihood needs the prompt's log-probabilities, which '{model}' does not "
-                             f"return: use likelihood:llamacpp:MODEL, or '{model}' as a pairwise member")
+        problem = likelihood_unsupported(model) if model is not None else None
+        if problem:
+            raise ValueError(f"judge '{spec}': {problem}: use likelihood:llamacpp:MODEL, or '{model}' as a pairwise member")
     return judges
 
 
@@ -561,12 +559,11 @@ class EvaluateOptions(StepOptions):
     teacher_method: TeacherMethod = Field("likelihood", description="How the teacher scores a document: likelihood = log P(query | document) (llamacpp: models), yes_no = P(Yes) to 'does it answer the query?'")
 
     @model_validator(mode="after")
-    def _likelihood_needs_llamacpp(self) -> "EvaluateOptions":
-        from synthwright.llm.spec import ModelSpec
-
-        if self.teacher and self.teacher_method == "likelihood" and ModelSpec.parse(self.teacher).backend != "llamacpp":
-            raise ValueError(f"teacher_method likelihood needs the prompt's log-probabilities, which '{self.teacher}' does not return: "
-                             "use a llamacpp: teacher, or teacher_method: yes_no (--teacher-rerank-method yes_no)")
+    def _likelihood_needs_prompt_logprobs(self) -> "EvaluateOptions":
+        problem = likelihood_unsupported(self.teacher) if self.teacher and self.teacher_method == "likelihood" else None
+        if problem:
+            raise ValueError(f"teacher_method likelihood: {problem}: use a llamacpp: teacher, or teacher_method: yes_no "
+                             "(--teacher-rerank-method yes_no)")
         return self
 
 

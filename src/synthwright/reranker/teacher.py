@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from synthwright.errors import UserError
 
 TeacherMethod = Literal["likelihood", "yes_no"]
-TEACHER_METHODS: tuple[str, ...] = ("likelihood", "yes_no")
+TEACHER_METHODS: tuple[str, ...] = get_args(TeacherMethod)
 LIKELIHOOD_PREFIX = "likelihood:"  # a judge member `likelihood:MODEL` scores by query likelihood
 LIKELIHOOD_PROMPT = "Passage: {document}\n\n{instruction}"  # the user turn; the query is scored as the reply
 
@@ -58,8 +58,9 @@ class TeacherRerank:
     def __post_init__(self):
         if self.method not in TEACHER_METHODS:
             raise UserError(f"Unknown teacher reranking method '{self.method}'.", f"Use one of: {', '.join(TEACHER_METHODS)}.")
-        if self.method == "likelihood":
-            check_likelihood_model(self.model, "Use a llamacpp: model, or the yes/no method (teacher_method: yes_no, or --teacher-rerank-method yes_no).")
+        problem = likelihood_unsupported(self.model) if self.method == "likelihood" else None
+        if problem:
+            raise UserError(problem[0].upper() + problem[1:] + ".", "Use a llamacpp: model, or the yes/no method (teacher_method: yes_no, or --teacher-rerank-method yes_no).")
 
     @property
     def label(self) -> str:
@@ -72,8 +73,11 @@ def teacher_rerank(setup: TeacherRerank, queries: Mapping[str, str], first_stage
     tops = {qid: [doc for doc, _ in first_stage[qid][: setup.depth]] for qid in queries}
     pairs = [(queries[qid], texts[doc]) for qid, top in tops.items() for doc in top]
     progress = setup.context.request_progress("teacher as a reranker") if setup.context is not None else None
-    scorer = _likelihood_scores if setup.method == "likelihood" else _yes_no_scores
-    scores, usage = scorer(setup, pairs, progress)
+    if setup.method == "likelihood":
+        scores, usage = query_likelihoods(setup.model, [(query, document, setup.style) for query, document in pairs],
+                                          max_chars=setup.max_chars, context=setup.context, step_name=setup.step_name, progress=progress)
+    else:
+        scores, usage = _yes_no_scores(setup, pairs, progress)
     failed = sum(score is None for score in scores)
     floor = min((s for s in scores if s is not None), default=0.0) - 1.0  # a failed document goes below every scored one
     scored = iter(floor if s is None else s for s in scores)
@@ -86,35 +90,32 @@ def teacher_rerank(setup: TeacherRerank, queries: Mapping[str, str], first_stage
     return runs, usage, failed
 
 
-def _likelihood_scores(setup: TeacherRerank, pairs: list[tuple[str, str]], progress):
-    return query_likelihoods(setup.model, pairs, style=setup.style, max_chars=setup.max_chars, context=setup.context,
-                             step_name=setup.step_name, progress=progress)
-
-
-def query_likelihoods(model: str, pairs: Sequence[tuple[str, str]], *, style: str, max_chars: int | None, context=None,
+def query_likelihoods(model: str, items: Sequence[tuple[str, str, str]], *, max_chars: int | None, context=None,
                       step_name: str = "judge", progress=None):
-    """(log P(query | document) per (query, document) pair, None where the request failed; usage)."""
+    """(log P(query | document) per (query, document, query style) item, None where the request
+    failed; usage). The style picks what the model is asked to write from the document."""
     from synthwright.core.step import StepContext
     from synthwright.judges.llm import run_requests
-    from synthwright.judges.prompts import truncate
-    from synthwright.llm.records import LLMRequest, Message
     from synthwright.llm.usage import UsageTotals
 
-    instruction = LIKELIHOOD_INSTRUCTIONS.get(style, LIKELIHOOD_INSTRUCTIONS["question"])
     # A blank query has no tokens to score: it gets no score (counted as failed), not an error.
-    scorable = [i for i, (query, _) in enumerate(pairs) if query.strip()]
-    requests = [
-        LLMRequest(messages=(Message(role="user", content=LIKELIHOOD_PROMPT.format(document=truncate(pairs[i][1], max_chars),
-                                                                                  instruction=instruction)),),
-                   continuation=pairs[i][0])
-        for i in scorable
-    ]
+    scorable = [i for i, (query, _, _) in enumerate(items) if query.strip()]
+    requests = [_likelihood_request(*items[i], max_chars=max_chars) for i in scorable]
     usage = UsageTotals()
     responses = run_requests(context or StepContext(), model, step_name, requests, progress, usage)
-    scores: list[float | None] = [None] * len(pairs)
+    scores: list[float | None] = [None] * len(items)
     for i, response in zip(scorable, responses):
         scores[i] = response.continuation_logprob if response.ok else None
     return scores, usage
+
+
+def _likelihood_request(query: str, document: str, style: str, *, max_chars: int | None):
+    from synthwright.judges.prompts import truncate
+    from synthwright.llm.records import LLMRequest, Message
+
+    instruction = LIKELIHOOD_INSTRUCTIONS.get(style, LIKELIHOOD_INSTRUCTIONS["question"])
+    prompt = LIKELIHOOD_PROMPT.format(document=truncate(document, max_chars), instruction=instruction)
+    return LLMRequest(messages=(Message(role="user", content=prompt),), continuation=query)
 
 
 def likelihood_model(spec: str) -> str | None:
@@ -122,12 +123,14 @@ def likelihood_model(spec: str) -> str | None:
     return spec[len(LIKELIHOOD_PREFIX):] if spec.startswith(LIKELIHOOD_PREFIX) else None
 
 
-def check_likelihood_model(model: str, fix: str) -> None:
-    """Query likelihood needs the prompt's log-probabilities: only llama.cpp in process gives them."""
-    from synthwright.llm.spec import ModelSpec
+def likelihood_unsupported(model: str) -> str | None:
+    """Why `model` cannot score query likelihood (its backend gives no prompt log-probabilities),
+    or None when it can. Option validators and TeacherRerank word their fix around it."""
+    from synthwright.llm.spec import scores_continuations
 
-    if ModelSpec.parse(model).backend != "llamacpp":
-        raise UserError(f"Query likelihood needs the prompt's log-probabilities, which '{model}' does not return.", fix)
+    if scores_continuations(model):
+        return None
+    return f"query likelihood needs the prompt's log-probabilities, which '{model}' does not return"
 
 
 def _yes_no_scores(setup: TeacherRerank, pairs: list[tuple[str, str]], progress):

@@ -47,6 +47,9 @@ class Backend(ABC):
     name: ClassVar[str]
     #: How many requests the engine may have in flight by default.
     default_concurrency: ClassVar[int] = 1
+    #: Whether it answers `LLMRequest.continuation` (needs the prompt's log-probabilities, which
+    #: an OpenAI-style chat API never returns); the engine refuses such requests otherwise.
+    scores_continuations: ClassVar[bool] = False
 
     def __init__(self, target: str, **options: Any):
         self.target = target
@@ -75,6 +78,12 @@ class Backend(ABC):
 
     async def aclose(self) -> None:
         """Release connections or memory."""
+
+
+def continuation_refusal(backend: str) -> str:
+    """Why a backend without `scores_continuations` cannot answer a continuation request."""
+    return (f"scoring a given reply (query likelihood) needs the prompt's log-probabilities, which the {backend} backend "
+            "does not return: use a llamacpp: model")
 
 
 BACKENDS: dict[str, type[Backend]] = {}

@@ -43,6 +43,7 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 @register_backend("llamacpp")
 class LlamaCppBackend(Backend):
     default_concurrency = 1  # one model, one sequence: requests queue, in order
+    scores_continuations = True
 
     def __init__(self, target: str, n_ctx: int = 4096, n_threads: int | None = None, n_batch: int = 512, **options: Any):
         super().__init__(target, **options)

@@ -105,11 +105,6 @@ class OpenAICompatBackend(Backend):
     async def complete(self, request: LLMRequest, timeout_s: float) -> LLMResponse:
         import aiohttp
 
-        if request.continuation is not None:
-            # The chat API returns log-probabilities of what the server generates, never of
-            # text it is given, so query likelihood cannot be asked for over it.
-            raise PermanentError("scoring a given continuation needs the prompt's log-probabilities, which an "
-                                 "OpenAI-compatible chat server does not return: use a llamacpp: model for likelihood scoring")
         path, body = self._body(request)
         started = time.perf_counter()
         try:
