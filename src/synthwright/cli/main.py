@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from synthwright.cli import diversity, generate, instruct, judge, models, personas, pipeline, reranker, review, usage, validate
+from synthwright.cli import classify, diversity, generate, instruct, judge, models, personas, pipeline, reranker, review, usage, validate
 from synthwright.errors import UserError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ judge.register(app)
 diversity.register(app)
 validate.register(app)
 reranker.register(app)
+classify.register(app)
 review.register(app)
 
 

@@ -161,6 +161,17 @@ class RequestCache:
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor]
 
+    def first_latencies(self, keys: list[str]) -> dict[str, float]:
+        """Seconds each request took when it was really sent (not served from the cache):
+        what a cached answer cost once, for reporting a model's speed from a rerun."""
+        found: dict[str, float] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start: start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT key, AVG(latency_s) FROM calls WHERE cache_hit = 0 AND error IS NULL AND key IN ({marks}) GROUP BY key"
+            found.update(dict(self._db.execute(sql, chunk).fetchall()))
+        return found
+
     # -- durability ----------------------------------------------------------------------
     def flush(self) -> None:
         """Write everything queued in one transaction."""

@@ -10,6 +10,10 @@ def load_step_types() -> None:
     """Import the modules that register step types (plugins: `synthwright.steps` entry points)."""
     from importlib.metadata import entry_points
 
+    import synthwright.classify.consistency  # noqa: F401
+    import synthwright.classify.generation  # noqa: F401
+    import synthwright.classify.report  # noqa: F401
+    import synthwright.classify.training  # noqa: F401
     import synthwright.filters.steps  # noqa: F401
     import synthwright.filters.text_rules  # noqa: F401
     import synthwright.io.steps  # noqa: F401

@@ -1,0 +1,134 @@
+"""Who says which class a text belongs to: the teacher by label likelihood, and two cheap
+members beside it.
+
+- `teacher`: the probability of each label name as the teacher's answer after the text
+  (log P(label | prompt, text), softmax over the labels). With llama.cpp the prompt is
+  evaluated once and each label only adds its own few tokens (the evaluated prefix is
+  kept), so scoring four labels costs about one prompt. A server that cannot score given
+  text falls back to next-token probabilities of the label names (`choices`).
+- `embedding`: cosine similarity of the text to each label's "name: description" under
+  MiniLM, softmaxed with a temperature. No LLM at all.
+- `crossfit`: a logistic regression on MiniLM vectors of the synthetic set itself, trained
+  on the other folds (out-of-fold, so a row never votes for itself): what the rest of the
+  data says about this row, as confident learning does.
+
+Each member gives an (n, labels) matrix of probabilities; the ensemble is their weighted mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from synthwright.classify.task import TaskSpec
+from synthwright.llm.records import LLMRequest, LLMResponse, Message, SamplingParams
+
+MEMBERS = ("teacher", "embedding", "crossfit")
+
+LABEL_PROMPT = """Classify the {register} below into exactly one of these classes:
+{classes}
+
+Text: {text}
+
+Answer with the class name only."""
+
+
+def label_prompt(task: TaskSpec, text: str) -> str:
+    """The classification question; the text comes last, so every request shares the prefix."""
+    classes = "\n".join(f"- {label.name}" + (f": {label.description}" if label.description else "") for label in task.labels)
+    return LABEL_PROMPT.format(register=task.text_register, classes=classes, text=text)
+
+
+def label_requests(task: TaskSpec, texts: Sequence[str], *, by_likelihood: bool) -> list[LLMRequest]:
+    """By likelihood: one request per (text, label), a text's labels one after another (so
+    llama.cpp reuses the evaluated prompt). Otherwise one `choices` request per text."""
+    params = SamplingParams(temperature=0.0, max_tokens=1)
+    requests = []
+    for text in texts:
+        messages = (Message(role="user", content=label_prompt(task, text)),)
+        if by_likelihood:
+            requests += [LLMRequest(messages=messages, params=params, continuation=name) for name in task.names]
+        else:
+            requests.append(LLMRequest(messages=messages, params=params, choices=tuple(task.names)))
+    return requests
+
+
+def label_probabilities(task: TaskSpec, responses: Sequence[LLMResponse], *, by_likelihood: bool) -> tuple[np.ndarray, list[str | None]]:
+    """(n, labels) probabilities from the responses of `label_requests`, and per text the
+    error that left it without scores (its row is then NaN)."""
+    k = len(task.names)
+    groups = [responses[i: i + k] for i in range(0, len(responses), k)] if by_likelihood else [[r] for r in responses]
+    probs = np.full((len(groups), k), np.nan)
+    errors: list[str | None] = []
+    for row, group in enumerate(groups):
+        failed = next((r.error for r in group if not r.ok), None)
+        errors.append(failed)
+        if failed:
+            continue
+        if by_likelihood:
+            logps = np.array([r.continuation_logprob for r in group], dtype=np.float64)
+            probs[row] = np.exp(logps - logps.max()) / np.exp(logps - logps.max()).sum()
+        else:
+            choice = group[0].choice_probs or {}
+            probs[row] = [choice.get(name, 0.0) for name in task.names]
+    return probs, errors
+
+
+def description_probabilities(vectors: np.ndarray, label_vectors: np.ndarray, temperature: float = 0.05) -> np.ndarray:
+    """Softmax over cosine similarities to each label's description (rows normalised)."""
+    logits = (vectors @ label_vectors.T) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def label_texts(task: TaskSpec) -> list[str]:
+    """What the embedding member compares a text to: each label's name and description."""
+    return [f"{label.name}: {label.description}" if label.description else label.name for label in task.labels]
+
+
+def crossfit_probabilities(vectors: np.ndarray, labels: Sequence[int], n_labels: int, *, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Out-of-fold probabilities from a logistic regression on the other folds."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(labels)
+    probs = np.full((len(y), n_labels), 1.0 / n_labels)
+    folds = min(folds, int(np.bincount(y, minlength=n_labels)[np.unique(y)].min()))
+    if folds < 2 or len(np.unique(y)) < 2:
+        return probs  # too few rows to cross-fit: this member abstains (uniform)
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(vectors, y):
+        model = LogisticRegression(max_iter=2000, C=2.0).fit(vectors[train], y[train])
+        probs[np.ix_(test, model.classes_)] = model.predict_proba(vectors[test])
+    return probs
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The ensemble's view of one row."""
+
+    probs: np.ndarray  # (labels,)
+    intended: int
+    best: int
+
+    @property
+    def agrees(self) -> bool:
+        return self.best == self.intended
+
+    @property
+    def confidence(self) -> float:
+        """The ensemble's probability of the intended label (SunGen-style weight)."""
+        return float(self.probs[self.intended])
+
+
+def ensemble(members: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
+    """Weighted mean of member probabilities; a member with no score for a row (NaN) is left
+    out of that row's mean."""
+    stacked = np.stack([members[name] for name in members])
+    w = np.array([weights.get(name, 1.0) for name in members], dtype=np.float64)[:, None, None]
+    present = ~np.isnan(stacked)
+    total = np.where(present, stacked * w, 0.0).sum(axis=0)
+    mass = np.where(present, w, 0.0).sum(axis=0)
+    return total / np.where(mass > 0, mass, 1.0)

@@ -1,0 +1,125 @@
+"""The teacher's prompts for classification data, and how prompt rows are drawn.
+
+Label-conditioned generation collapses: asked for "a Sci/Tech news article" sixty times, a
+small teacher writes about quantum computing half the time. AttrPrompt (Yu et al., 2023)
+counters it by having the teacher first propose attribute values (subtopics per label,
+styles for the register) and then conditioning each request on a sampled combination. The
+combinations are drawn so every subtopic is used about equally (a cycle over a seeded
+shuffle), and the real style examples rotate, so no two neighbouring requests show the
+teacher the same three texts.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from synthwright.classify.task import TaskSpec
+
+SUBTOPIC_PROMPT = """\
+We are collecting examples of {{ register }} for a text classifier.
+One of the classes is "{{ label }}"{% if description %}: {{ description }}{% endif %}.
+Other classes are: {{ others }}.
+
+List {{ n }} distinct, specific subtopics that a {{ register }} of class "{{ label }}" could be about. \
+Cover the whole breadth of the class, from the most common subtopics to rarer ones; \
+each subtopic is a short phrase (2 to 6 words), and none of them should fit another class.
+Write one subtopic per line, numbered, and nothing else."""
+
+STYLE_PROMPT = """\
+We are collecting examples of {{ register }} for a text classifier.
+List {{ n }} distinct ways such a text can be written: the writer, tone or angle, \
+each a short phrase (2 to 8 words). Make them as different from each other as real texts of this kind are.
+Write one per line, numbered, and nothing else."""
+
+EXAMPLE_PROMPT = """\
+{% if examples %}Real examples of {{ register }}:
+{% for example in examples %}- {{ example }}
+{% endfor %}
+{% endif %}Write one new {{ register }} of the class "{{ label }}"{% if description %} ({{ description }}){% endif %}.
+It is about: {{ subtopic }}.
+Style: {{ style }}. Length: {{ length }}.
+Write it in the same form as the real examples. Reply with that one text only: no title line, no label, no list, no markdown."""
+
+DEFAULT_LENGTHS = ("one short sentence", "one sentence", "two sentences")
+
+
+_NUMBERING = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*")
+
+
+def clean_items(answer: str, limit: int) -> list[str]:
+    """A numbered list from the teacher as usable attribute values: one per line, numbering and
+    markdown stripped, distinct, at most `limit`. (Plain lines, not a JSON grammar: a small
+    model under a grammar tends to repeat items until its token budget runs out.)"""
+    lines = [line for line in answer.splitlines() if line.strip()]
+    numbered = [line for line in lines if _NUMBERING.match(line)]
+    seen: dict[str, str] = {}
+    for line in numbered or lines:  # "Here are 12 subtopics:" above a numbered list is not one
+        text = _NUMBERING.sub("", line).strip().strip("*_\"'`").rstrip(".").strip()
+        if 1 <= len(text.split()) <= 12 and text.lower() not in seen:
+            seen[text.lower()] = text
+    return list(seen.values())[:limit]
+
+
+def merge_distinct(kept: list[str], new: list[str]) -> list[str]:
+    """`kept` plus the items of `new` that do not repeat one already there: a new item whose
+    words are mostly (two thirds) those of a kept one is a repeat ("Boxing match (pro)")."""
+    def words(text: str) -> set[str]:
+        return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+    merged = list(kept)
+    for item in new:
+        mine = words(item)
+        if all(len(mine & words(other)) < 2 / 3 * max(1, min(len(mine), len(words(other)))) for other in merged):
+            merged.append(item)
+    return merged
+
+
+def cycle_draw(values: Sequence[str], count: int, rng: random.Random) -> list[str]:
+    """`count` values using each about equally often: a shuffled cycle, reshuffled each lap.
+    The first n of a longer draw from the same stream are the draw of n."""
+    drawn: list[str] = []
+    while values and len(drawn) < count:
+        lap = list(values)
+        rng.shuffle(lap)
+        drawn += lap
+    return drawn[:count]
+
+
+def rotated_examples(style: Sequence[str], position: int, per_prompt: int) -> list[str]:
+    """The window of `per_prompt` style texts for prompt `position`: consecutive prompts see
+    different texts, and every text is shown about equally often."""
+    if not style or per_prompt <= 0:
+        return []
+    start = (position * per_prompt) % len(style)
+    return [style[(start + i) % len(style)] for i in range(min(per_prompt, len(style)))]
+
+
+def prompt_rows(task: TaskSpec, subtopics: dict[str, list[str]], styles: list[str], style_sample: list[str], *,
+                per_label: int, lengths: Sequence[str], examples_per_prompt: int,
+                rng_for: Callable[..., random.Random]) -> list[dict[str, Any]]:
+    """`per_label` prompt rows per label, labels interleaved (so a partial run stays balanced).
+
+    Each (label, attribute) draws from its own seeded stream, so the rows of a small run are
+    the first rows of a larger one: raising `per_label` reuses every request already answered."""
+    shuffled_style = list(style_sample)
+    rng_for("style sample").shuffle(shuffled_style)
+    columns = {}
+    for label in task.names:
+        columns[label] = {
+            "subtopic": cycle_draw(subtopics.get(label) or ["any subtopic of the class"], per_label, rng_for(label, "subtopic")),
+            "style": cycle_draw(styles or ["plain"], per_label, rng_for(label, "style")),
+            "length": cycle_draw(list(lengths), per_label, rng_for(label, "length")),
+        }
+    rows = []
+    for j in range(per_label):
+        for label in task.names:
+            position = len(rows)
+            rows.append({
+                "label": label, "description": task.description(label), "register": task.text_register,
+                "subtopic": columns[label]["subtopic"][j], "style": columns[label]["style"][j], "length": columns[label]["length"][j],
+                "examples": rotated_examples(shuffled_style, position, examples_per_prompt),
+            })
+    return rows

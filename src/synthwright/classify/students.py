@@ -1,0 +1,202 @@
+"""The classifier students, both from the offline all-MiniLM-L6-v2 weights, on CPU.
+
+- `lr`: MiniLM sentence vectors (the embedding cache makes a second pass free) and a
+  scikit-learn logistic regression: trains in seconds, a strong floor.
+- `finetune`: MiniLM itself fine-tuned with a classification head (transformers'
+  `AutoModelForSequenceClassification` and `Trainer`): minutes on two cores. A linear probe
+  on frozen MiniLM caps near 0.78 on SST-2 even with real labels; fine-tuning is what gets
+  near the teacher there.
+
+A saved student is a folder with `student.json` (kind, labels, settings) and its weights;
+`load_student(folder)` gives back something with `predict_proba(texts)`.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from synthwright.errors import UserError, require_module
+
+StudentKind = Literal["lr", "finetune"]
+STUDENT_KINDS = ("lr", "finetune")
+CLASSIFY_EXTRA = "'synthwright[reranker,validate]'"
+
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    kind: StudentKind = "lr"
+    epochs: float = 3.0
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    max_length: int = 128
+    label_smoothing: float = 0.0
+    regularisation: float = 1.0  # lr: inverse strength C
+    seed: int = 0
+
+
+class LogisticStudent:
+    kind = "lr"
+
+    def __init__(self, labels: Sequence[str], model=None):
+        self.labels = list(labels)
+        self.model = model
+
+    @staticmethod
+    def _vectors(texts: Sequence[str], cache: bool = True) -> np.ndarray:
+        from synthwright.embed import load_embedder
+
+        return load_embedder("minilm", cache=cache).embed(list(texts))
+
+    def fit(self, texts: Sequence[str], labels: Sequence[int], weights: Sequence[float] | None, settings: ClassifierSettings) -> "LogisticStudent":
+        from sklearn.linear_model import LogisticRegression
+
+        self.model = LogisticRegression(C=settings.regularisation, max_iter=3000, random_state=settings.seed)
+        self.model.fit(self._vectors(texts), np.asarray(labels), sample_weight=None if weights is None else np.asarray(weights))
+        return self
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        probs = np.zeros((len(texts), len(self.labels)))
+        # Uncached: a prediction's cost is then what it would cost on new texts.
+        probs[:, self.model.classes_] = self.model.predict_proba(self._vectors(texts, cache=False))
+        return probs
+
+    def save(self, folder: Path) -> None:
+        with open(folder / "model.pkl", "wb") as handle:
+            pickle.dump(self.model, handle)
+
+    @classmethod
+    def load(cls, folder: Path, labels: Sequence[str]) -> "LogisticStudent":
+        with open(folder / "model.pkl", "rb") as handle:
+            return cls(labels, pickle.load(handle))
+
+
+class FineTunedStudent:
+    kind = "finetune"
+
+    def __init__(self, labels: Sequence[str], model=None, tokenizer=None, max_length: int = 128):
+        self.labels = list(labels)
+        self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
+
+    def fit(self, texts: Sequence[str], labels: Sequence[int], weights: Sequence[float] | None, settings: ClassifierSettings,
+            workdir: Path) -> "FineTunedStudent":
+        from datasets import Dataset
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments, set_seed
+
+        from synthwright.embed.local import minilm_path
+
+        set_seed(settings.seed)
+        base = str(minilm_path())
+        self.tokenizer = AutoTokenizer.from_pretrained(base)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            base, num_labels=len(self.labels), id2label=dict(enumerate(self.labels)), label2id={n: i for i, n in enumerate(self.labels)})
+        self.max_length = settings.max_length
+        columns: dict[str, Any] = {"text": list(texts), "labels": [int(v) for v in labels]}
+        if weights is not None:
+            columns["weight"] = [float(w) for w in weights]
+        data = Dataset.from_dict(columns).map(
+            lambda batch: self.tokenizer(batch["text"], truncation=True, max_length=self.max_length), batched=True, remove_columns=["text"])
+        args = TrainingArguments(
+            output_dir=str(workdir / "checkpoints"), num_train_epochs=settings.epochs, per_device_train_batch_size=settings.batch_size,
+            learning_rate=settings.learning_rate, warmup_ratio=0.1, weight_decay=0.01, label_smoothing_factor=settings.label_smoothing,
+            seed=settings.seed, save_strategy="no", logging_steps=20, report_to=[], use_cpu=True, disable_tqdm=True,
+            remove_unused_columns=weights is None,
+        )
+        trainer_class = weighted_trainer() if weights is not None else Trainer
+        trainer = trainer_class(model=self.model, args=args, train_dataset=data, processing_class=self.tokenizer)
+        trainer.train()
+        self.curve = [(entry["epoch"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
+        return self
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        import torch
+
+        self.model.eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                batch = self.tokenizer(list(texts[start: start + batch_size]), truncation=True, max_length=self.max_length,
+                                       padding=True, return_tensors="pt")
+                out.append(torch.softmax(self.model(**batch).logits, dim=-1).numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)))
+
+    def save(self, folder: Path) -> None:
+        self.model.save_pretrained(folder / "model")
+        self.tokenizer.save_pretrained(folder / "model")
+
+    @classmethod
+    def load(cls, folder: Path, labels: Sequence[str], max_length: int) -> "FineTunedStudent":
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        return cls(labels, AutoModelForSequenceClassification.from_pretrained(folder / "model"),
+                   AutoTokenizer.from_pretrained(folder / "model"), max_length)
+
+
+def weighted_trainer():
+    """A Trainer whose loss weighs each example (built on first use: transformers is heavy)."""
+    from transformers import Trainer
+
+    class WeightedTrainer(Trainer):
+        """Cross-entropy with a weight per example (SunGen-style reweighting of noisy rows)."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+            import torch
+
+            weights = inputs.pop("weight")
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            losses = torch.nn.functional.cross_entropy(outputs.logits, labels, reduction="none",
+                                                       label_smoothing=self.args.label_smoothing_factor)
+            loss = (losses * weights).sum() / weights.sum().clamp_min(1e-8)
+            return (loss, outputs) if return_outputs else loss
+
+    return WeightedTrainer
+
+
+def require_students(kind: str) -> None:
+    require_module("sklearn", "The classifier student", CLASSIFY_EXTRA)
+    require_module("sentence_transformers", "The classifier student", CLASSIFY_EXTRA)
+    if kind == "finetune":
+        require_module("transformers", "The fine-tuned classifier student", CLASSIFY_EXTRA)
+        require_module("datasets", "The fine-tuned classifier student", CLASSIFY_EXTRA)
+        require_module("accelerate", "The fine-tuned classifier student", CLASSIFY_EXTRA)
+
+
+def train_classifier(texts: Sequence[str], labels: Sequence[str], label_names: Sequence[str], settings: ClassifierSettings,
+                     folder: Path, weights: Sequence[float] | None = None) -> dict[str, Any]:
+    """Train a student on (text, label name) rows and save it in `folder`; returns its card."""
+    require_students(settings.kind)
+    index = {name: i for i, name in enumerate(label_names)}
+    y = [index[label] for label in labels]
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if settings.kind == "lr":
+        student = LogisticStudent(label_names).fit(texts, y, weights, settings)
+        curve: list = []
+    else:
+        student = FineTunedStudent(label_names).fit(texts, y, weights, settings, folder)
+        curve = student.curve
+    student.save(folder)
+    card = {"kind": settings.kind, "labels": list(label_names), "settings": asdict(settings), "examples": len(texts),
+            "seconds": round(time.perf_counter() - started, 1), "curve": curve, "weighted": weights is not None}
+    (folder / "student.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
+    return card
+
+
+def load_student(folder: str | Path):
+    """A saved student (LogisticStudent or FineTunedStudent) with `predict_proba(texts)`."""
+    folder = Path(folder)
+    card_path = folder / "student.json"
+    if not card_path.is_file():
+        raise UserError(f"'{folder}' holds no trained classifier (no student.json).", "Point at the folder a train_classifier step wrote.")
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    if card["kind"] == "lr":
+        return LogisticStudent.load(folder, card["labels"])
+    return FineTunedStudent.load(folder, card["labels"], card["settings"].get("max_length", 128))

@@ -1,0 +1,270 @@
+"""Pipeline stages that train the classifier student and measure it on real rows:
+`train_classifier` and `evaluate_classifier`."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from synthwright.classify.evaluation import SystemResult, compare_on_shared_rows, scores
+from synthwright.classify.generation import ReadsTask, TaskOptions
+from synthwright.classify.students import STUDENT_KINDS, ClassifierSettings, load_student, require_students, train_classifier
+from synthwright.classify.task import LabelledTexts, load_labelled
+from synthwright.core.files import content_digest
+from synthwright.core.lineage import Row, derive_id
+from synthwright.core.step import BatchResult, Stage, register_step
+from synthwright.errors import UserError
+from synthwright.llm.usage import UsageTotals
+
+Kind = Literal["lr", "finetune"]
+
+
+class TrainClassifierOptions(TaskOptions):
+    kind: Kind = "lr"
+    output: str = Field("student", description="Folder for the trained student (inside the run folder)")
+    text_column: str = "text"
+    label_column: str = "label"
+    use_weights: bool = Field(False, description="Weigh each example's loss by its `weight` column (set by label_check's weight policy)")
+    epochs: float = Field(3.0, gt=0)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(5e-5, gt=0)
+    max_length: int = Field(128, ge=8)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    regularisation: float = Field(1.0, gt=0, description="lr: inverse regularisation strength C")
+
+    def settings(self, seed: int) -> ClassifierSettings:
+        return ClassifierSettings(kind=self.kind, epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                                  max_length=self.max_length, label_smoothing=self.label_smoothing,
+                                  regularisation=self.regularisation, seed=seed)
+
+
+@register_step("train_classifier")
+class TrainClassifierStage(ReadsTask, Stage):
+    Options = TrainClassifierOptions
+    description = "Train a MiniLM student (logistic regression on its vectors, or fine-tuned with a head) on the labelled rows; rows pass through."
+
+    def required_columns(self) -> tuple[str, ...]:
+        weight = ("weight",) if self.options.use_weights else ()
+        return (self.options.text_column, self.options.label_column, *weight)
+
+    def fingerprint_extra(self) -> dict[str, Any]:
+        return {"task": self.task.model_dump(mode="json", by_alias=True, exclude={"style_examples"}), "version": 1}
+
+    def run(self, rows: Iterable[Row]) -> BatchResult:
+        o = self.options
+        rows = list(rows)
+        result = BatchResult.for_input(len(rows))
+        require_students(o.kind)
+        counts = {name: sum(str(r[o.label_column]) == name for r in rows) for name in self.task.names}
+        if any(count == 0 for count in counts.values()):
+            raise UserError(f"Step '{self.name}': no training rows for label(s) {', '.join(n for n, c in counts.items() if not c)}.",
+                            "Every label needs examples: generate more, or loosen the label check.")
+        weights = [float(r["weight"]) for r in rows] if o.use_weights else None
+        train_classifier([str(r[o.text_column]) for r in rows], [str(r[o.label_column]) for r in rows], self.task.names,
+                         o.settings(self.context.seed_for(self.name)), self.context.output_path(o.output), weights)
+        for row in rows:
+            result.keep(row)
+        return result
+
+
+class EvaluateClassifierOptions(TaskOptions):
+    eval_data: str = Field(description="Real labelled rows (JSONL/Parquet) to report on")
+    text_columns: list[str] = Field(["text"], min_length=1, description="Columns joined into the text (e.g. [title, text])")
+    label_column: str = "label_text"
+    limit: int | None = Field(None, ge=1, description="Evaluate on a stratified sample of this many rows (default: all)")
+    students: dict[str, str] = Field({"synthetic student": "student"}, description="Name -> trained student folder")
+    teacher: str | None = Field(None, description="Also evaluate the teacher zero-shot by label likelihood (a model spec)")
+    teacher_limit: int | None = Field(None, ge=1, description="The teacher predicts a stratified sample of this many rows (default: all)")
+    zero_shot: bool = Field(True, description="Also evaluate MiniLM zero-shot (nearest label description)")
+    real_train: str | None = Field(None, description="Real labelled training rows: students trained on them are the 'what real labels give' rows")
+    real_text_columns: list[str] | None = None
+    real_label_column: str | None = None
+    real_few_shot: int = Field(8, ge=0, description="Also a real-label student on this many rows per label (0: off)")
+    real_limit: int | None = Field(None, ge=1, description="The all-real student uses at most this many rows (stratified)")
+    real_kinds: list[Kind] = Field(["lr"], description="Student kinds trained on real labels")
+    real_settings: dict[str, Any] = Field({}, description="Training options for the real-label students (as train_classifier's)")
+    curve: list[int] = Field([], description="Learning curve: train a student on this many synthetic rows each (stratified)")
+    curve_kind: Kind = "lr"
+    text_column: str = "text"
+    label_column_synthetic: str = "label"
+    output: str = "evaluation.json"
+
+    @model_validator(mode="after")
+    def _kinds(self) -> "EvaluateClassifierOptions":
+        bad = [k for k in self.real_kinds if k not in STUDENT_KINDS]
+        if bad:
+            raise ValueError(f"unknown student kind '{bad[0]}'")
+        return self
+
+
+@register_step("evaluate_classifier")
+class EvaluateClassifierStage(ReadsTask, Stage):
+    Options = EvaluateClassifierOptions
+    description = "Score the students, the teacher (label likelihood), MiniLM zero-shot and real-label students on the same real rows; paired bootstrap gains; a learning curve."
+
+    def fingerprint_extra(self) -> dict[str, Any]:
+        o = self.options
+        files = {"eval": content_digest(self.context.resolve(o.eval_data))}
+        if o.real_train:
+            files["real"] = content_digest(self.context.resolve(o.real_train))
+        return {"task": self.task.model_dump(mode="json", by_alias=True, exclude={"style_examples"}), "files": files, "version": 1}
+
+    def run(self, rows: Iterable[Row]) -> BatchResult:
+        o = self.options
+        rows = list(rows)
+        result = BatchResult.for_input(len(rows))
+        evaluation = self._load_eval()
+        truth = [self.task.index(label) for label in evaluation.labels]
+        systems = self._systems(evaluation, rows, result)
+        report = self._report(evaluation, truth, systems, rows)
+        path = self.context.output_path(o.output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        for row in rows:
+            result.keep(row)
+        return result
+
+    # -- inputs --------------------------------------------------------------------------------
+    def _load_eval(self) -> LabelledTexts:
+        o = self.options
+        data = load_labelled(self.context.resolve(o.eval_data), self.task, text_columns=o.text_columns, label_column=o.label_column)
+        return data.stratified_sample(o.limit, self.context.seed_for(self.name, "eval"))
+
+    def _real_train(self) -> LabelledTexts:
+        o = self.options
+        return load_labelled(self.context.resolve(o.real_train), self.task, text_columns=o.real_text_columns or o.text_columns,
+                             label_column=o.real_label_column or o.label_column, what="real training file")
+
+    # -- systems -------------------------------------------------------------------------------
+    def _systems(self, evaluation: LabelledTexts, rows: list[Row], result: BatchResult) -> list[SystemResult]:
+        o = self.options
+        everyone = list(range(len(evaluation)))
+        systems = []
+        for name, folder in o.students.items():
+            student = load_student(self.context.output_path(folder))
+            systems.append(_predict(name, "student", student, evaluation, everyone))
+        if o.zero_shot:
+            systems.append(self._zero_shot(evaluation, everyone))
+        if o.teacher:
+            systems.append(self._teacher(evaluation, result))
+        if o.real_train:
+            systems += self._real_label_students(evaluation, everyone)
+        return systems
+
+    def _zero_shot(self, evaluation: LabelledTexts, positions: list[int]) -> SystemResult:
+        from synthwright.classify.labelling import description_probabilities, label_texts
+        from synthwright.embed import load_embedder
+
+        embedder = load_embedder("minilm", cache=False)
+        started = time.perf_counter()
+        probs = description_probabilities(embedder.embed(evaluation.texts), embedder.embed(label_texts(self.task)))
+        seconds = time.perf_counter() - started
+        return SystemResult("MiniLM zero-shot (nearest label description)", "zero-shot", positions, probs.argmax(axis=1).tolist(),
+                            round(1000 * seconds / max(1, len(positions)), 2))
+
+    def _teacher(self, evaluation: LabelledTexts, result: BatchResult) -> SystemResult:
+        from synthwright.classify.labelling import label_probabilities, label_requests
+        from synthwright.judges.llm import run_requests
+
+        o = self.options
+        sample = evaluation.stratified_sample(o.teacher_limit, self.context.seed_for(self.name, "teacher"))
+        positions = [evaluation.ids.index(i) for i in sample.ids] if len(sample) < len(evaluation) else list(range(len(evaluation)))
+        backend = self.context.backend(o.teacher)
+        by_likelihood = backend.scores_continuations
+        requests = label_requests(self.task, sample.texts, by_likelihood=by_likelihood)
+        usage = UsageTotals()
+        progress = self.context.request_progress(f"teacher zero-shot: {len(sample)} texts")
+        responses = run_requests(self.context, o.teacher, self.name, requests, progress, usage)
+        result.stats.add_usage(usage)
+        probs, errors = label_probabilities(self.task, responses, by_likelihood=by_likelihood)
+        failed = [i for i, e in enumerate(errors) if e]
+        predicted = [int(np.nanargmax(p)) if i not in failed else -1 for i, p in enumerate(probs)]
+        kept = [(pos, pred) for pos, pred in zip(positions, predicted) if pred >= 0]
+        seconds = self._teacher_seconds(requests, responses, backend.identity, len(sample))
+        method = "label likelihood" if by_likelihood else "label-name probabilities"
+        note = f"{len(failed)} failed" if failed else ""
+        return SystemResult(f"teacher zero-shot ({o.teacher.split(':')[-1]}, {method})", "teacher", [p for p, _ in kept],
+                            [q for _, q in kept], seconds, note=note)
+
+    def _teacher_seconds(self, requests, responses, identity: str, n_texts: int) -> float | None:
+        """Seconds per 1,000 predictions, from each request's time when it was really sent
+        (this run, or the call log for answers that came from the cache)."""
+        per_request = [r.latency_s for r in responses if r.ok and not r.cached]
+        cached_keys = [q.cache_key(identity) for q, r in zip(requests, responses) if r.ok and r.cached]
+        cache = self.context.cache()
+        if cached_keys and cache is not None:
+            per_request += list(cache.first_latencies(cached_keys).values())
+        if not per_request or not n_texts:
+            return None
+        return round(1000 * float(np.mean(per_request)) * len(requests) / n_texts, 1)
+
+    def _real_label_students(self, evaluation: LabelledTexts, positions: list[int]) -> list[SystemResult]:
+        o = self.options
+        real = self._real_train()
+        sets = []
+        if o.real_few_shot:
+            sets.append((f"{o.real_few_shot} per label", real.sample_per_label(o.real_few_shot, self.context.seed_for(self.name, "few"))))
+        sets.append((f"{'all ' if not o.real_limit or o.real_limit >= len(real) else ''}{min(len(real), o.real_limit or len(real))} real rows",
+                     real.stratified_sample(o.real_limit, self.context.seed_for(self.name, "real"))))
+        systems = []
+        for kind in o.real_kinds:
+            settings = ClassifierSettings(**{**o.real_settings, "kind": kind, "seed": self.context.seed_for(self.name, "real", kind)})
+            for description, data in sets:
+                folder = self._trained("real_students", data, settings)
+                systems.append(_predict(f"real-label student ({kind}, {description})", "real-label", load_student(folder), evaluation, positions))
+        return systems
+
+    # -- report --------------------------------------------------------------------------------
+    def _report(self, evaluation: LabelledTexts, truth: list[int], systems: list[SystemResult], rows: list[Row]) -> dict[str, Any]:
+        o = self.options
+        n_labels = len(self.task.names)
+        for system in systems:
+            system.metrics = scores([truth[p] for p in system.positions], system.predicted, n_labels)
+        seed = self.context.seed_for(self.name, "bootstrap")
+        students = [s for s in systems if s.kind == "student"]
+        gains = [compare_on_shared_rows(truth, other, student, n_labels, seed) for student in students for other in systems if other.kind != "student"]
+        curve = self._curve(rows, evaluation, truth) if o.curve else []
+        return {
+            "labels": self.task.names, "eval_rows": len(evaluation), "eval_per_label": dict(evaluation.per_label()),
+            "synthetic_rows": len(rows), "systems": [s.to_dict() for s in systems], "gains": gains, "curve": curve,
+        }
+
+    def _curve(self, rows: list[Row], evaluation: LabelledTexts, truth: list[int]) -> list[dict[str, Any]]:
+        o = self.options
+        synthetic = LabelledTexts([str(i) for i in range(len(rows))], [str(r[o.text_column]) for r in rows],
+                                  [str(r[o.label_column_synthetic]) for r in rows])
+        points = []
+        for size in sorted(set(o.curve)):
+            if size > len(synthetic):
+                continue
+            subset = synthetic.stratified_sample(size, self.context.seed_for(self.name, "curve", size))
+            folder = self._trained("curve_students", subset, ClassifierSettings(kind=o.curve_kind, seed=self.context.seed_for(self.name, "curve")))
+            system = _predict(f"{size}", "curve", load_student(folder), evaluation, list(range(len(evaluation))))
+            points.append({"examples": len(subset), **{k: v for k, v in scores(truth, system.predicted, len(self.task.names)).items()
+                                                       if k in ("accuracy", "macro_f1")}})
+        return points
+
+    def _trained(self, parent: str, data: LabelledTexts, settings: ClassifierSettings) -> Path:
+        """A student trained on `data`, kept under a folder named by what it learnt from (texts,
+        labels, settings, label set): a rerun reuses it, changed data trains a new one."""
+        key = derive_id(json.dumps([data.texts, data.labels, asdict(settings), self.task.names]))
+        folder = self.context.output_path(f"{parent}/{settings.kind}-{len(data)}-{key[:10]}")
+        if not (folder / "student.json").is_file():
+            train_classifier(data.texts, data.labels, self.task.names, settings, folder)
+        return folder
+
+
+def _predict(name: str, kind: str, student, evaluation: LabelledTexts, positions: Sequence[int]) -> SystemResult:
+    texts = [evaluation.texts[p] for p in positions]
+    started = time.perf_counter()
+    probs = student.predict_proba(texts)
+    seconds = time.perf_counter() - started
+    return SystemResult(name, kind, list(positions), probs.argmax(axis=1).tolist(), round(1000 * seconds / max(1, len(texts)), 2))
+

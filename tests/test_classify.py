@@ -1,0 +1,254 @@
+"""`synthwright classify` and its steps: prompts, cleaning, label likelihood, balance, students,
+evaluation and report, with the real tiny model (and the 1.5B teacher where the answer matters)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthwright.classify.clean import clean_text
+from synthwright.classify.evaluation import paired_gain, scores
+from synthwright.classify.labelling import ensemble, label_probabilities, label_requests
+from synthwright.classify.prompts import clean_items, merge_distinct, prompt_rows, rotated_examples
+from synthwright.classify.task import TaskSpec, load_labelled, load_task
+from synthwright.core.step import StepContext
+from synthwright.errors import UserError
+from tests.conftest import run_cli
+from tests.test_cli_errors import assert_one_clear_error
+
+TINY = "llamacpp:smollm2-135m"
+SENTIMENT = {"labels": {"negative": "the reviewer disliked the film", "positive": "the reviewer liked the film"},
+             "register": "movie-review sentence"}
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+# -- task spec ---------------------------------------------------------------------------------------
+def test_task_from_mapping_and_file(tmp_path):
+    style = write_jsonl(tmp_path / "style.jsonl", [{"text": "a fine film ."}, {"text": "too long by half and dull ."}, {"text": "ok"}])
+    (tmp_path / "task.yaml").write_text(
+        "register: review sentence\nlabels: {neg: bad, pos: good}\nstyle_examples: style.jsonl\nstyle_min_words: 3\n", encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    task = load_task("../task.yaml", elsewhere)  # the style path is relative to the task file, not the pipeline
+    assert task.names == ["neg", "pos"] and task.description("pos") == "good" and task.text_register == "review sentence"
+    assert task.style_sample(elsewhere) == ["a fine film .", "too long by half and dull ."]
+
+
+@pytest.mark.parametrize("bad, fragment", [
+    ({"labels": {"only": "one"}}, "at least two labels"),
+    ({"labels": [{"name": "a"}, {"name": "a"}]}, "given twice"),
+    ({"labels": {"a": "x", "b": "y"}, "colour": "red"}, "colour"),
+])
+def test_bad_task_spec_is_a_clear_error(bad, fragment, tmp_path):
+    with pytest.raises(UserError) as caught:
+        load_task(bad, tmp_path)
+    assert fragment in caught.value.problem
+
+
+def test_unknown_label_in_labelled_file_is_refused(tmp_path):
+    task = load_task(SENTIMENT, tmp_path)
+    path = write_jsonl(tmp_path / "dev.jsonl", [{"text": "great", "label_text": "positive"}, {"text": "meh", "label_text": "neutral"}])
+    with pytest.raises(UserError) as caught:
+        load_labelled(path, task)
+    assert "'neutral'" in caught.value.problem and "negative, positive" in caught.value.problem
+
+
+# -- prompts -------------------------------------------------------------------------------------------
+def test_prompt_rows_are_balanced_rotated_and_seeded():
+    task = TaskSpec.model_validate(SENTIMENT)
+    style = [f"real text {i}" for i in range(7)]
+    subtopics = {"negative": ["plot", "acting", "pacing"], "positive": ["score", "camera"]}
+
+    def draw(seed):
+        return prompt_rows(task, subtopics, ["critic", "fan"], style, per_label=6, lengths=["short", "long"], examples_per_prompt=3,
+                           rng_for=lambda *parts: random.Random(f"{seed}{parts}"))
+
+    rows = draw(1)
+    assert [r["label"] for r in rows[:4]] == ["negative", "positive", "negative", "positive"]  # interleaved
+    assert sum(r["label"] == "positive" for r in rows) == 6
+    negative_topics = [r["subtopic"] for r in rows if r["label"] == "negative"]
+    assert sorted(negative_topics) == sorted(subtopics["negative"] * 2)  # each subtopic equally often
+    assert rows[0]["examples"] != rows[1]["examples"] and len(rows[0]["examples"]) == 3  # neighbours see other texts
+    assert draw(1) == rows and draw(2) != rows  # same seed, same rows
+    smaller = prompt_rows(task, subtopics, ["critic", "fan"], style, per_label=4, lengths=["short", "long"], examples_per_prompt=3,
+                          rng_for=lambda *parts: random.Random(f"1{parts}"))
+    assert smaller == rows[:8]  # a larger run starts with the smaller run's rows (its requests come from the cache)
+
+
+def test_rotation_shows_every_style_text_equally():
+    style = list("abcdef")
+    shown = [x for position in range(4) for x in rotated_examples(style, position, 3)]
+    assert sorted(shown) == sorted(style * 2)
+
+
+def test_proposal_lists_are_cleaned_and_near_repeats_merged():
+    answer = "Here you go:\n1. NBA game\n2. **Boxing match**\n3) Boxing match (pro)\n- MMA match\n4. NBA game"
+    items = clean_items(answer, 10)
+    assert items[:2] == ["NBA game", "Boxing match"] and "Here you go:" not in items
+    assert merge_distinct([], items) == ["NBA game", "Boxing match", "MMA match"]
+
+
+# -- cleaning ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("raw, text, stripped, drop", [
+    ("Sure! Here is a story:\n\n**Headline:** Stocks rally\nNEW YORK - Stocks rose.", "Stocks rally NEW YORK - Stocks rose.", {"preamble", "field_prefix"}, None),
+    ('"it is a charming film ."', "it is a charming film .", {"quotes"}, None),
+    ("```\nSports: The Yankees won the game.\n```", "The Yankees won the game.", {"code_fence", "label_prefix"}, None),
+    ("Source: AP\nThe senate voted on a bill today.", "The senate voted on a bill today.", {"field_line"}, None),
+    ("I'm sorry, but I cannot write that.", None, set(), "refusal"),
+    ("Good.", None, set(), "too_short"),
+    ("The category: Sports, as this is about a game.", None, set(), "names_its_label"),
+    ("[Company Name] announced record profits this quarter.", None, set(), "placeholder"),
+    ("**Title:**", "", None, "empty"),
+])
+def test_cleaning_strips_scaffolding_and_names_drop_reasons(raw, text, stripped, drop):
+    cleaned = clean_text(raw, ["Sports"], min_words=3)
+    assert cleaned.drop == drop
+    if text is not None:
+        assert cleaned.text == text
+    if stripped is not None:
+        assert stripped <= set(cleaned.stripped)
+
+
+# -- label likelihood and the ensemble ------------------------------------------------------------------
+def test_label_probabilities_are_a_softmax_of_label_likelihoods(tmp_path):
+    """One request per (text, label), answered by the real tiny model: the probabilities are the
+    softmax of log P(label | prompt) that the backend reports for each label on its own."""
+    task = TaskSpec.model_validate(SENTIMENT)
+    texts = ["a wonderful , moving film .", "a dull , lifeless mess ."]
+    context = StepContext(workdir=tmp_path, run_dir=tmp_path)
+    requests = label_requests(task, texts, by_likelihood=True)
+    assert len(requests) == 4 and [r.continuation for r in requests] == ["negative", "positive"] * 2
+    responses, _ = context.ask(TINY, "test", requests)
+    probs, errors = label_probabilities(task, responses, by_likelihood=True)
+    assert errors == [None, None]
+    logps = np.array([r.continuation_logprob for r in responses]).reshape(2, 2)
+    expected = np.exp(logps) / np.exp(logps).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probs, expected, rtol=1e-9)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    context.close()
+
+
+@pytest.mark.slow
+def test_teacher_label_likelihood_on_hand_checked_texts(tmp_path):
+    """The 1.5B teacher on texts whose topic nobody would dispute."""
+    task = TaskSpec.model_validate({"register": "news story", "labels": {
+        "World": "international politics and conflicts", "Sports": "games, athletes and teams",
+        "Business": "companies, markets and the economy", "Sci/Tech": "science, computers and technology"}})
+    texts = ["The Red Sox beat the Yankees 5-3 to win the American League pennant.",
+             "Oil prices rose as shares of airlines fell on Wall Street.",
+             "NASA's rover found signs of water on Mars, scientists said."]
+    context = StepContext(workdir=tmp_path, run_dir=tmp_path)
+    responses, _ = context.ask("llamacpp:qwen2.5-coder-1.5b", "test", label_requests(task, texts, by_likelihood=True))
+    probs, _ = label_probabilities(task, responses, by_likelihood=True)
+    assert [task.names[i] for i in probs.argmax(axis=1)] == ["Sports", "Business", "Sci/Tech"]
+    context.close()
+
+
+def test_ensemble_weights_members_and_skips_missing_scores():
+    teacher = np.array([[0.9, 0.1], [np.nan, np.nan]])
+    embedding = np.array([[0.2, 0.8], [0.3, 0.7]])
+    combined = ensemble({"teacher": teacher, "embedding": embedding}, {"teacher": 3.0})
+    np.testing.assert_allclose(combined[0], [(3 * 0.9 + 0.2) / 4, (3 * 0.1 + 0.8) / 4])
+    np.testing.assert_allclose(combined[1], [0.3, 0.7])  # the teacher failed on this row: the others decide
+
+
+# -- evaluation -----------------------------------------------------------------------------------------
+def test_scores_and_paired_gain():
+    truth = [0, 0, 1, 1, 1, 0, 1, 0] * 10
+    a = [0, 1, 1, 0, 1, 0, 0, 0] * 10  # 5 of 8 right
+    b = list(truth)  # all right
+    result = scores(truth, a, 2)
+    assert result["accuracy"] == pytest.approx(5 / 8) and result["confusion"] == [[30, 10], [20, 20]]
+    gain = paired_gain(truth, a, b, 2)
+    assert gain.difference == pytest.approx(3 / 8) and 0 < gain.low < gain.difference < gain.high and gain.p_value < 0.01
+    same = paired_gain(truth, a, a, 2, metric="macro_f1")
+    assert same.difference == 0 and same.p_value == 1.0
+
+
+# -- pipeline: balance, errors, end to end ---------------------------------------------------------------
+def run_pipeline_yaml(tmp_path: Path, steps: str, name: str = "t"):
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(f"name: {name}\nseed: 0\nsteps:\n{steps}", encoding="utf-8")
+    return run_cli("run", str(pipeline), "--run-dir", str(tmp_path / "run"))
+
+
+def labelled_rows(counts: dict[str, int]) -> list[dict]:
+    return [{"text": f"{label} text number {i} here", "label": label, "label_confidence": (i % 5) / 5}
+            for label, n in counts.items() for i in range(n)]
+
+
+def test_balance_keeps_the_same_number_per_label_most_confident_first(tmp_path):
+    (tmp_path / "task.yaml").write_text(json.dumps(SENTIMENT), encoding="utf-8")
+    write_jsonl(tmp_path / "rows.jsonl", labelled_rows({"negative": 7, "positive": 4}))
+    result = run_pipeline_yaml(tmp_path, "  - {name: rows, uses: load, with: {path: rows.jsonl}}\n"
+                                         "  - {name: balanced, uses: balance_classes, with: {task: task.yaml}}\n"
+                                         "  - {name: out, uses: export, with: {path: out.jsonl}}\n")
+    assert result.returncode == 0, result.stderr
+    kept = [json.loads(line) for line in (tmp_path / "run" / "out.jsonl").read_text().splitlines()]
+    negative = [row for row in kept if row["label"] == "negative"]
+    assert len(negative) == 4 and sum(row["label"] == "positive" for row in kept) == 4
+    assert sorted(row["label_confidence"] for row in negative) == [0.2, 0.4, 0.6, 0.8]  # the 3 least confident (0, 0, 0.2) went
+
+
+def test_a_label_emptied_by_filtering_is_a_clear_error(tmp_path):
+    (tmp_path / "task.yaml").write_text(json.dumps(SENTIMENT), encoding="utf-8")
+    write_jsonl(tmp_path / "rows.jsonl", labelled_rows({"negative": 3}))
+    result = run_pipeline_yaml(tmp_path, "  - {name: rows, uses: load, with: {path: rows.jsonl}}\n"
+                                         "  - {name: balanced, uses: balance_classes, with: {task: task.yaml}}\n")
+    assert_one_clear_error(result, "positive", "no examples left")
+
+
+def test_classify_refuses_an_unknown_evaluation_label_before_any_work(tmp_path):
+    dev = write_jsonl(tmp_path / "dev.jsonl", [{"text": "fine", "label_text": "positive"}, {"text": "so-so", "label_text": "mixed"}])
+    result = run_cli("classify", "--label", "positive=liked it", "--label", "negative=disliked it", "--eval-data", str(dev),
+                     "--teacher", TINY, "--run-dir", str(tmp_path / "run"))
+    assert_one_clear_error(result, "'mixed'", "does not name")
+    assert not (tmp_path / "run" / "pipeline.yaml").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ([], "No labels"),
+    (["--label", "=nothing"], "has no name"),
+    (["--label", "a=x", "--label", "a=y"], "given twice"),
+    (["--label", "only=one"], "at least two labels"),
+])
+def test_classify_bad_labels(args, fragment, tmp_path):
+    assert_one_clear_error(run_cli("classify", *args, "--run-dir", str(tmp_path / "run")), fragment)
+
+
+def test_classify_end_to_end_with_the_tiny_model(tmp_path):
+    """A dozen examples from the tiny model, a student, the evaluation and the report."""
+    positive = ["a joyous , moving film .", "the best comedy of the year .", "warm , funny and smart .", "a triumph of acting ."]
+    negative = ["a dull , lifeless mess .", "the plot makes no sense .", "boring from start to end .", "an ugly , stupid film ."]
+    dev = write_jsonl(tmp_path / "dev.jsonl", [{"id": f"p{i}", "text": t, "label_text": "positive"} for i, t in enumerate(positive)]
+                      + [{"id": f"n{i}", "text": t, "label_text": "negative"} for i, t in enumerate(negative)])
+    style = write_jsonl(tmp_path / "style.jsonl", [{"text": t} for t in positive[:2] + negative[:2]])
+    run_dir = tmp_path / "run"
+    result = run_cli("classify", "--label", "positive=the reviewer liked the film", "--label", "negative=the reviewer disliked the film",
+                     "--register", "movie-review sentence", "--style-examples", str(style), "--eval-data", str(dev),
+                     "--real-train", str(dev), "--per-label", "6", "--subtopics", "4", "--teacher", TINY, "--curve", "4",
+                     "--run-dir", str(run_dir), timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (run_dir / "student_lr" / "student.json").is_file() and (run_dir / "dataset.jsonl").is_file()
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    names = [system["name"] for system in evaluation["systems"]]
+    assert names[0] == "synthetic student (lr)" and any(name.startswith("teacher zero-shot") for name in names)
+    assert any(name.startswith("real-label student") for name in names) and "MiniLM zero-shot (nearest label description)" in names
+    assert all(system["rows"] == 8 for system in evaluation["systems"])
+    assert {gain["a"] for gain in evaluation["gains"]} == set(names[1:])
+    report = (run_dir / "report.html").read_text()
+    assert "the teacher" in report and "Confusion matrices" in report and "<script" not in report
+    check = json.loads((run_dir / "label_check.json").read_text())
+    assert set(check["members"]) == {"teacher", "embedding", "crossfit"}
+    # the command wrote the pipeline it ran: `run` on it does nothing new
+    again = run_cli("run", str(run_dir / "pipeline.yaml"), "--run-dir", str(run_dir))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "0 sent" in again.stdout or "sent 0" in again.stdout or "cached" in again.stdout
