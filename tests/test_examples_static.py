@@ -47,7 +47,9 @@ def test_the_check_finds_a_missing_import():
     assert "content_digest" not in bound_names(tree) and "json" in bound_names(tree)
 
 
-PIPELINES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.yaml"))
+EXAMPLE_YAML = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.yaml"))
+TASKS = [path for path in EXAMPLE_YAML if path.name.endswith(".task.yaml")]  # classify task specs
+PIPELINES = [path for path in EXAMPLE_YAML if path not in TASKS and not path.name.endswith(".tmp.yaml")]
 
 
 @pytest.mark.parametrize("pipeline", PIPELINES, ids=lambda path: path.name)
@@ -58,3 +60,14 @@ def test_example_pipeline_validates(pipeline):
 
     config = load_pipeline(pipeline)
     assert config.steps, pipeline.name
+
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda path: path.name)
+def test_example_task_validates(task):
+    """Each classify task spec parses, and its style sample path is relative to the file."""
+    from synthwright.classify.task import load_task
+
+    spec = load_task(str(task), Path("/nonexistent"))
+    assert len(spec.names) >= 2
+    if spec.style_examples:
+        assert Path(spec.style_examples).is_absolute() and str(task.parent) in spec.style_examples

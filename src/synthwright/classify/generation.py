@@ -13,7 +13,7 @@ from pydantic import Field
 
 from synthwright.classify.clean import clean_text
 from synthwright.classify.prompts import (
-    DEFAULT_LENGTHS, EXAMPLE_PROMPT, STYLE_PROMPT, SUBTOPIC_PROMPT, clean_items, merge_distinct, prompt_rows,
+    DEFAULT_LENGTHS, EXAMPLE_PROMPT, STYLE_PROMPT, SUBTOPIC_PROMPT, clean_items, fitting_subtopics, merge_distinct, prompt_rows,
 )
 from synthwright.classify.task import TaskSpec, load_task
 from synthwright.core.lineage import Row, derive_id, with_meta
@@ -53,6 +53,7 @@ class ClassPromptsOptions(TaskOptions):
     styles: int | list[str] = Field(0, description="Writing styles: a list to draw from, or how many the teacher should propose (0: none)")
     lengths: list[str] = Field(list(DEFAULT_LENGTHS), min_length=1, description="Lengths to ask for, drawn evenly")
     examples_per_prompt: int = Field(3, ge=0, le=10, description="Real style texts shown in each prompt, rotated")
+    filter_subtopics: bool = Field(True, description="Drop a proposed subtopic that MiniLM puts nearer another label's description")
     temperature: float = Field(0.8, ge=0.0)
 
 
@@ -70,10 +71,10 @@ class ClassPromptsStep(ReadsTask, SourceStep):
         o = self.options
         task = self.task
         style_sample = task.style_sample(self.context.workdir)
-        subtopics = self._propose_subtopics(task) if o.subtopics else {}
+        subtopics, strays = self._subtopics_that_fit(task, self._propose_subtopics(task)) if o.subtopics else ({}, {})
         styles = o.styles if isinstance(o.styles, list) else (
             self._propose(STYLE_PROMPT, {"register": task.text_register, "n": o.styles}, o.styles, "styles") if o.styles else [])
-        self._write_attributes(subtopics, styles, style_sample)
+        self._write_attributes({"subtopics": subtopics, "dropped_subtopics": strays, "styles": styles, "style_sample": len(style_sample)})
         rows = prompt_rows(task, subtopics, styles, style_sample, per_label=o.per_label, lengths=o.lengths,
                            examples_per_prompt=o.examples_per_prompt, rng_for=lambda *parts: self.context.rng(self.name, *parts))
         for index, row in enumerate(rows):
@@ -108,11 +109,17 @@ class ClassPromptsStep(ReadsTask, SourceStep):
                         f"(last answer: {(response.error or response.text)[:120]!r}).",
                         "Use a stronger teacher, or set the step's `subtopics`/`styles` to 0 to go without them.")
 
-    def _write_attributes(self, subtopics: dict[str, list[str]], styles: list[str], style_sample: list[str]) -> None:
+    def _subtopics_that_fit(self, task: TaskSpec, proposals: dict[str, list[str]]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        if not self.options.filter_subtopics:
+            return proposals, {}
+        from synthwright.embed import load_embedder
+
+        return fitting_subtopics(task, proposals, load_embedder("minilm").embed)
+
+    def _write_attributes(self, attributes: dict[str, Any]) -> None:
         path = self.context.output_path(f"{self.name}.json")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"subtopics": subtopics, "styles": styles, "style_sample": len(style_sample)}, indent=2),
-                        encoding="utf-8")
+        path.write_text(json.dumps(attributes, indent=2), encoding="utf-8")
 
 
 class WriteExamplesOptions(GenerateOptions):

@@ -63,6 +63,24 @@ def clean_items(answer: str, limit: int) -> list[str]:
     return list(seen.values())[:limit]
 
 
+def fitting_subtopics(task: TaskSpec, proposals: dict[str, list[str]], embed: Callable[[list[str]], Any]
+                      ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(kept, dropped) subtopics per label: a subtopic is kept only if its embedding is nearest
+    its own label's "name: description". A small teacher lists "Sports news" among World's
+    subtopics, and every text written for it would be a mislabelled example. A label left
+    with none keeps its first proposal."""
+    from synthwright.classify.labelling import label_texts
+
+    label_vectors = embed(label_texts(task))
+    kept, dropped = {}, {}
+    for index, label in enumerate(task.names):
+        items = proposals.get(label, [])
+        nearest = (embed(items) @ label_vectors.T).argmax(axis=1).tolist() if items else []
+        kept[label] = [item for item, best in zip(items, nearest) if best == index] or items[:1]
+        dropped[label] = [item for item, best in zip(items, nearest) if best != index]
+    return kept, dropped
+
+
 def merge_distinct(kept: list[str], new: list[str]) -> list[str]:
     """`kept` plus the items of `new` that do not repeat one already there: a new item whose
     words are mostly (two thirds) those of a kept one is a repeat ("Boxing match (pro)")."""
