@@ -119,9 +119,10 @@ def test_subtopics_nearer_another_label_are_dropped():
     ("The category: Sports, as this is about a game.", None, set(), "names_its_label"),
     ("[Company Name] announced record profits this quarter.", None, set(), "placeholder"),
     ("**Title:**", "", None, "empty"),
+    ("A report quoting an official: Oil rose on Monday, a minister said.", "Oil rose on Monday, a minister said.", {"prompt_echo"}, None),
 ])
 def test_cleaning_strips_scaffolding_and_names_drop_reasons(raw, text, stripped, drop):
-    cleaned = clean_text(raw, ["Sports"], min_words=3)
+    cleaned = clean_text(raw, ["Sports"], min_words=3, echoes=["a report quoting an official"])
     assert cleaned.drop == drop
     if text is not None:
         assert cleaned.text == text

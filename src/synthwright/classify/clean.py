@@ -47,6 +47,11 @@ def _sub(pattern: re.Pattern, text: str, kind: str, stripped: list[str], repl: s
     return new
 
 
+def _leading(phrases: Sequence[str]) -> re.Pattern:
+    """A pattern for any of `phrases` written in front of a text, followed by a colon."""
+    return re.compile(r"^\s*[*_]*(" + "|".join(re.escape(p) for p in phrases) + r")[*_]*\s*:\s*", re.IGNORECASE)
+
+
 def _unquote(text: str, stripped: list[str]) -> str:
     while len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES and text.count(text[0]) <= 2:
         text = text[1:-1].strip()
@@ -54,15 +59,17 @@ def _unquote(text: str, stripped: list[str]) -> str:
     return text
 
 
-def clean_text(text: str, labels: Sequence[str] = (), *, min_words: int = 3, max_words: int = 120) -> Cleaned:
-    """`text` without scaffolding, and the reason to drop it if there is one."""
+def clean_text(text: str, labels: Sequence[str] = (), *, min_words: int = 3, max_words: int = 120, echoes: Sequence[str] = ()) -> Cleaned:
+    """`text` without scaffolding, and the reason to drop it if there is one. `echoes` are
+    phrases of the prompt (the style asked for) that a teacher may write in front of its text."""
     stripped: list[str] = []
     text = (text or "").strip()
     text = _sub(_FENCE, text, "code_fence", stripped)
     text = _sub(_PREAMBLE, text, "preamble", stripped)
     if labels:  # "Sports: The Yankees won." - the class written in front of the text
-        label_prefix = re.compile(r"^\s*[*_]*(" + "|".join(re.escape(label) for label in labels) + r")[*_]*\s*:\s*", re.IGNORECASE)
-        text = _sub(label_prefix, text, "label_prefix", stripped)
+        text = _sub(_leading(labels), text, "label_prefix", stripped)
+    if echoes:  # "A report quoting an official: ..." - the style asked for, written in front
+        text = _sub(_leading(echoes), text, "prompt_echo", stripped)
     items = _LIST_ITEM.findall(text)
     if len(items) >= 2:  # asked for one text, the teacher wrote a list: keep its first item
         text = items[0]

@@ -145,7 +145,9 @@ class WriteExamplesStep(GenerateStep):
         if child is None:
             return None
         column = self.options.output_column
-        cleaned = clean_text(child[column], [row["label"]], min_words=self.options.min_words, max_words=self.options.max_words)
+        echoes = [row[key] for key in ("style", "subtopic", "length") if isinstance(row.get(key), str) and row[key]]
+        cleaned = clean_text(child[column], [row["label"]], min_words=self.options.min_words, max_words=self.options.max_words,
+                             echoes=echoes)
         child = {key: value for key, value in child.items() if key not in ("examples", "description", "register")}
         child = with_meta({**child, column: cleaned.text, f"{column}_raw": child[column]}, recipe="write_examples",
                           label=row["label"], cleaned=cleaned.stripped or None)
