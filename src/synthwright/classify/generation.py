@@ -65,7 +65,8 @@ class ClassPromptsStep(ReadsTask, SourceStep):
     description = "Ask the teacher for subtopics per label and styles for the register; draw balanced prompt rows from them."
 
     def fingerprint_extra(self) -> dict[str, Any]:
-        return {**self.task_fingerprint(), "prompts": [SUBTOPIC_PROMPT, STYLE_PROMPT]}
+        # version: how rows are drawn (bumped when the drawing code changes what it yields)
+        return {**self.task_fingerprint(), "prompts": [SUBTOPIC_PROMPT, STYLE_PROMPT, EXAMPLE_PROMPT], "version": 2}
 
     def read(self) -> Iterator[Row]:
         o = self.options

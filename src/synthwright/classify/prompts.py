@@ -5,8 +5,8 @@ small teacher writes about quantum computing half the time. AttrPrompt (Yu et al
 counters it by having the teacher first propose attribute values (subtopics per label,
 styles for the register) and then conditioning each request on a sampled combination. The
 combinations are drawn so every subtopic is used about equally (a cycle over a seeded
-shuffle), and the real style examples rotate, so no two neighbouring requests show the
-teacher the same three texts.
+shuffle), and the real style examples rotate from one round of labels to the next: a round
+shares them, so llama.cpp evaluates that part of the prompt once per round, not per request.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def cycle_draw(values: Sequence[str], count: int, rng: random.Random) -> list[st
 
 
 def rotated_examples(style: Sequence[str], position: int, per_prompt: int) -> list[str]:
-    """The window of `per_prompt` style texts for prompt `position`: consecutive prompts see
+    """The window of `per_prompt` style texts for round `position`: consecutive rounds see
     different texts, and every text is shown about equally often."""
     if not style or per_prompt <= 0:
         return []
@@ -134,10 +134,11 @@ def prompt_rows(task: TaskSpec, subtopics: dict[str, list[str]], styles: list[st
     rows = []
     for j in range(per_label):
         for label in task.names:
-            position = len(rows)
             rows.append({
                 "label": label, "description": task.description(label), "register": task.text_register,
                 "subtopic": columns[label]["subtopic"][j], "style": columns[label]["style"][j], "length": columns[label]["length"][j],
-                "examples": rotated_examples(shuffled_style, position, examples_per_prompt),
+                # One window per round of labels: the round's prompts share their start (the real
+                # examples), which llama.cpp evaluates once for all of them.
+                "examples": rotated_examples(shuffled_style, j, examples_per_prompt),
             })
     return rows
