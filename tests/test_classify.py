@@ -115,10 +115,10 @@ def test_subtopics_nearer_another_label_are_dropped():
     ('"it is a charming film ."', "it is a charming film .", {"quotes"}, None),
     ("```\nSports: The Yankees won the game.\n```", "The Yankees won the game.", {"code_fence", "label_prefix"}, None),
     ("Source: AP\nThe senate voted on a bill today.", "The senate voted on a bill today.", {"field_line"}, None),
-    ("I'm sorry, but I cannot write that.", None, set(), "refusal"),
-    ("Good.", None, set(), "too_short"),
-    ("The category: Sports, as this is about a game.", None, set(), "names_its_label"),
-    ("[Company Name] announced record profits this quarter.", None, set(), "placeholder"),
+    ("I'm sorry, but I cannot write that.", None, None, "refusal"),
+    ("Good.", None, None, "too_short"),
+    ("The category: Sports, as this is about a game.", None, None, "names_its_label"),
+    ("[Company Name] announced record profits this quarter.", None, None, "placeholder"),
     ("**Title:**", "", None, "empty"),
     ("A report quoting an official: Oil rose on Monday, a minister said.", "Oil rose on Monday, a minister said.", {"prompt_echo"}, None),
 ])
@@ -267,3 +267,77 @@ def test_classify_end_to_end_with_the_tiny_model(tmp_path):
     again = run_cli("run", str(run_dir / "pipeline.yaml"), "--run-dir", str(run_dir))
     assert again.returncode == 0, again.stderr[-2000:]
     assert (run_dir / "evaluation.json").stat().st_mtime_ns == written
+
+
+# -- failures, policies, sampling -----------------------------------------------------------------------
+DEAD = "openai:nobody@http://127.0.0.1:9/v1"  # nothing listens there: every request fails at once
+
+
+def make_stage(step_type: str, tmp_path: Path, task: dict = SENTIMENT, **options):
+    from synthwright.core.step import step_class
+    from synthwright.pipeline.steps import load_step_types
+
+    load_step_types()
+    cls = step_class(step_type)
+    context = StepContext(workdir=tmp_path, run_dir=tmp_path, max_attempts=1, timeout_s=5)
+    return cls("s", cls.Options.model_validate({"task": task, **options}), context)
+
+
+def sentiment_rows() -> list[dict]:
+    texts = {"positive": ["a joyous , moving film .", "the best comedy of the year .", "warm , funny and smart ."],
+             "negative": ["a dull , lifeless mess .", "boring from start to end .", "an ugly , stupid film ."]}
+    return [{"text": t, "label": label, "_meta": {"id": f"{label}{i}"}} for label, ts in texts.items() for i, t in enumerate(ts)]
+
+
+def test_label_check_fails_rows_the_teacher_could_not_score(tmp_path):
+    stage = make_stage("label_check", tmp_path, model=DEAD)
+    result = stage.run(sentiment_rows())
+    assert not result.kept and not result.dropped and len(result.failed) == 6  # no decision on half the evidence
+    report = json.loads((tmp_path / "label_check.json").read_text())
+    assert report["teacher_failures"] == 6 and report["per_label"]["positive"]["failed"] == 3
+
+
+@pytest.mark.parametrize("policy", ["drop", "relabel", "weight", "keep"])
+def test_label_check_policies(policy, tmp_path):
+    """The embedding and cross-fit members only; one positive text is written as 'negative'."""
+    rows = sentiment_rows()
+    rows[0] = {**rows[0], "label": "negative"}  # "a joyous , moving film ." labelled negative
+    plain_words = {"labels": {"negative": "a bad, boring, ugly, awful film", "positive": "a good, joyous, funny, wonderful film"}}
+    stage = make_stage("label_check", tmp_path, task=plain_words, members=["embedding"], policy=policy)
+    result = stage.run(rows)
+    flipped = [r for r in result.kept if r["text"] == "a joyous , moving film ."]
+    if policy == "drop":
+        assert [r["text"] for r, reason in result.dropped] == ["a joyous , moving film ."] and not flipped
+    elif policy == "relabel":
+        assert flipped[0]["label"] == "positive" and flipped[0]["_meta"]["relabelled_from"] == "negative"
+    elif policy == "weight":
+        assert flipped[0]["label"] == "negative" and flipped[0]["weight"] < 0.5 < min(r["weight"] for r in result.kept if r is not flipped[0])
+    else:
+        assert flipped[0]["label"] == "negative" and len(result.kept) == 6
+
+
+def test_evaluation_with_a_dead_teacher_is_a_clear_error(tmp_path):
+    dev = write_jsonl(tmp_path / "dev.jsonl", [{"text": r["text"], "label_text": r["label"]} for r in sentiment_rows()])
+    stage = make_stage("evaluate_classifier", tmp_path, eval_data=str(dev), students={}, teacher=DEAD, zero_shot=False)
+    with pytest.raises(UserError) as caught:
+        stage.run([])
+    assert "answered none of its 6" in caught.value.problem
+
+
+def test_stratified_positions_keep_each_labels_share():
+    from collections import Counter
+
+    from synthwright.classify.task import LabelledTexts
+
+    data = LabelledTexts([str(i) for i in range(40)], ["t"] * 40, ["A"] * 10 + ["B"] * 10 + ["C"] * 10 + ["D"] * 10)
+    for limit in (6, 14, 39):
+        counts = Counter(data.labels[p] for p in data.stratified_positions(limit, 0))
+        assert sum(counts.values()) == limit and max(counts.values()) - min(counts.values()) <= 1
+    assert data.stratified_positions(None, 0) == list(range(40))
+
+
+def test_macro_f1_matches_scikit_learn_when_a_label_is_absent():
+    from sklearn.metrics import f1_score
+
+    truth, predicted = [0, 0, 1, 1, 2], [0, 1, 1, 1, 0]  # label 3 of 4 appears nowhere
+    assert scores(truth, predicted, 4)["macro_f1"] == pytest.approx(f1_score(truth, predicted, average="macro"))

@@ -13,6 +13,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+CLEANING_VERSION = 2  # in the fingerprint of every step that cleans: a changed rule re-runs them
+
 _PREAMBLE = re.compile(
     r"^\s*(sure|certainly|of course|okay|ok|here(?:'s| is| are)|below is)\b[^\n]*?(:|\n)\s*", re.IGNORECASE)
 _FENCE = re.compile(r"^```[a-z]*\s*|\s*```$", re.IGNORECASE)

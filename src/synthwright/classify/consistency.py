@@ -7,8 +7,9 @@ The members of `labelling` vote; the ensemble's probabilities decide per row und
 - `weight`: every row is kept, weighted by the ensemble's probability of its label
   (SunGen-style reweighting; students then weigh their loss by it);
 - `keep`: only annotate.
-`min_confidence` additionally drops rows whose label the ensemble gives less than that
-probability (SuperGen keeps only the most confident).
+`min_confidence` additionally drops rows whose (final) label the ensemble gives less than
+that probability (SuperGen keeps only the most confident). A row the teacher could not score
+fails (a rerun asks again); no decision is made on less than the members asked for.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ from pydantic import Field, field_validator
 
 from synthwright.classify.generation import DEFAULT_TEACHER, ReadsTask, TaskOptions
 from synthwright.classify.labelling import (
-    MEMBERS, crossfit_probabilities, description_probabilities, ensemble, label_probabilities, label_requests, label_texts,
+    MEMBERS, crossfit_probabilities, description_probabilities, ensemble, label_texts, teacher_label_probabilities,
 )
 from synthwright.core.lineage import Row, add_score, with_meta
 from synthwright.core.step import BatchResult, Stage, register_step
 from synthwright.errors import UserError
-from synthwright.llm.usage import UsageTotals
 
 Policy = Literal["drop", "relabel", "weight", "keep"]
 
@@ -78,7 +78,8 @@ class LabelCheckStage(ReadsTask, Stage):
             raise UserError(f"Step '{self.name}': rows have label(s) {', '.join(unknown)} that the task does not name.",
                             "Make the rows' labels match the task's label names.")
         if not rows:
-            return result
+            raise UserError(f"Step '{self.name}' has no rows to check: every generated text was dropped or failed.",
+                            "Look at the earlier steps' drops (synthwright inspect RUN_DIR), then generate more or loosen them.")
         texts = [str(row[o.text_column]) for row in rows]
         intended = np.array([names.index(str(row[o.label_column])) for row in rows])
         members = self._member_probabilities(texts, intended, result)
@@ -110,25 +111,25 @@ class LabelCheckStage(ReadsTask, Stage):
         return members
 
     def _teacher(self, texts: list[str], result: BatchResult) -> np.ndarray:
-        from synthwright.judges.llm import run_requests
-
-        by_likelihood = self.context.backend(self.options.model).scores_continuations
-        requests = label_requests(self.task, texts, by_likelihood=by_likelihood)
-        usage = UsageTotals()
-        progress = self.context.request_progress(f"teacher label likelihood: {len(texts)} texts x {len(self.task.names)} labels")
-        responses = run_requests(self.context, self.options.model, self.name, requests, progress, usage)
-        result.stats.add_usage(usage)
-        probs, errors = label_probabilities(self.task, responses, by_likelihood=by_likelihood)
-        self._teacher_errors = errors
-        return probs
+        teacher = teacher_label_probabilities(self.context, self.options.model, self.name, self.task, texts,
+                                              f"teacher label check: {len(texts)} texts")
+        result.stats.add_usage(teacher.usage)
+        self._teacher_errors, self._teacher_seconds = teacher.errors, teacher.seconds
+        return teacher.probs
 
     def _decide(self, rows: list[Row], intended: np.ndarray, members: dict[str, np.ndarray], combined: np.ndarray,
                 result: BatchResult) -> dict[str, Any]:
         o = self.options
         names = self.task.names
         counts: dict[str, Counter] = {name: Counter() for name in names}
+        teacher_errors = getattr(self, "_teacher_errors", [None] * len(rows))
         for i, row in enumerate(rows):
             label = names[intended[i]]
+            if teacher_errors[i] or np.isnan(combined[i]).any():
+                # Never decided on less than was asked for: the row fails, and a rerun asks again.
+                counts[label]["failed"] += 1
+                result.fail(row, teacher_errors[i] or "no member scored this row")
+                continue
             best = int(np.argmax(combined[i]))
             confidence = float(combined[i][intended[i]])
             out = {**row, "intended_label": label, "label_confidence": round(confidence, 4), "weight": 1.0}
@@ -139,7 +140,7 @@ class LabelCheckStage(ReadsTask, Stage):
             reason = None
             if best != intended[i] and o.policy == "drop":
                 reason = "label_disagrees"
-            elif confidence < o.min_confidence and o.policy != "relabel":
+            elif float(combined[i][best if o.policy == "relabel" else intended[i]]) < o.min_confidence:
                 reason = "low_label_confidence"
             if reason:
                 counts[label][reason] += 1
@@ -153,12 +154,18 @@ class LabelCheckStage(ReadsTask, Stage):
                 out["weight"] = round(confidence, 4)
             counts[label]["kept"] += 1
             result.keep(out)
-        agreement = {member: float((np.nanargmax(np.nan_to_num(p, nan=-1), axis=1) == intended).mean()) for member, p in members.items()}
         return {"policy": o.policy, "members": list(members), "weights": {m: o.weights.get(m, 1.0) for m in members},
-                "agreement_with_intended": agreement,
-                "ensemble_agreement": float((combined.argmax(axis=1) == intended).mean()),
+                "agreement_with_intended": {member: _agreement(p, intended) for member, p in members.items()},
+                "ensemble_agreement": _agreement(combined, intended),
                 "per_label": {name: dict(c) for name, c in counts.items()},
-                "teacher_failures": sum(e is not None for e in getattr(self, "_teacher_errors", []))}
+                "teacher_failures": sum(e is not None for e in teacher_errors),
+                "teacher_seconds": round(getattr(self, "_teacher_seconds", 0.0), 1)}
+
+
+def _agreement(probs: np.ndarray, intended: np.ndarray) -> float | None:
+    """Share of the scored rows whose first choice is the intended label."""
+    scored = ~np.isnan(probs).any(axis=1)
+    return float((probs[scored].argmax(axis=1) == intended[scored]).mean()) if scored.any() else None
 
 
 class BalanceOptions(TaskOptions):
@@ -183,8 +190,12 @@ class BalanceClassesStage(ReadsTask, Stage):
         rows = list(rows)
         result = BatchResult.for_input(len(rows))
         by_label: dict[str, list[Row]] = {name: [] for name in self.task.names}
+        unknown = sorted({str(row[o.label_column]) for row in rows} - set(by_label))
+        if unknown:
+            raise UserError(f"Step '{self.name}': rows have label(s) {', '.join(unknown)} that the task does not name.",
+                            "Make the rows' labels match the task's label names.")
         for row in rows:
-            by_label.setdefault(str(row[o.label_column]), []).append(row)
+            by_label[str(row[o.label_column])].append(row)
         empty = [name for name in self.task.names if not by_label[name]]
         if empty:
             raise UserError(f"Step '{self.name}': label(s) {', '.join(empty)} have no examples left after filtering "

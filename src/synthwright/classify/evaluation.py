@@ -16,10 +16,12 @@ import numpy as np
 
 
 def macro_f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
-    """Macro-F1 along the last axis (labels); a label with no support and no predictions scores 0."""
+    """Macro-F1 along the last axis (labels), over the labels present in the truth or the
+    predictions (as scikit-learn does): a label absent from both is not a zero."""
     denominator = 2 * tp + fp + fn
-    f1 = np.where(denominator > 0, 2 * tp / np.where(denominator > 0, denominator, 1), 0.0)
-    return f1.mean(axis=-1)
+    present = denominator > 0
+    f1 = np.where(present, 2 * tp / np.where(present, denominator, 1), 0.0)
+    return f1.sum(axis=-1) / np.maximum(present.sum(axis=-1), 1)
 
 
 def confusion(truth: Sequence[int], predicted: Sequence[int], n_labels: int) -> np.ndarray:
@@ -112,9 +114,12 @@ class SystemResult:
                 "note": self.note, **self.metrics}
 
 
-def compare_on_shared_rows(truth: Sequence[int], a: SystemResult, b: SystemResult, n_labels: int, seed: int = 0) -> dict[str, Any]:
-    """B against A on the rows both predicted: accuracy and macro-F1 gains with intervals."""
+def compare_on_shared_rows(truth: Sequence[int], a: SystemResult, b: SystemResult, n_labels: int, seed: int = 0) -> dict[str, Any] | None:
+    """B against A on the rows both predicted: accuracy and macro-F1 gains with intervals
+    (None when they share no row)."""
     shared = sorted(set(a.positions) & set(b.positions))
+    if not shared:
+        return None
     where_a = {p: i for i, p in enumerate(a.positions)}
     where_b = {p: i for i, p in enumerate(b.positions)}
     t = [truth[p] for p in shared]

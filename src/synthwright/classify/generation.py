@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import Field
 
-from synthwright.classify.clean import clean_text
+from synthwright.classify.clean import CLEANING_VERSION, clean_text
 from synthwright.classify.prompts import (
     DEFAULT_LENGTHS, EXAMPLE_PROMPT, STYLE_PROMPT, SUBTOPIC_PROMPT, clean_items, fitting_subtopics, merge_distinct, prompt_rows,
 )
@@ -104,7 +104,7 @@ class ClassPromptsStep(ReadsTask, SourceStep):
             request = prompt.request(variables, params, sample_index)
             (response,), _usage = self.context.ask(self.options.model, self.name, [request])
             items = clean_items(response.text, n) if response.ok else []
-            if len(items) >= 2:
+            if len(items) >= min(2, n):
                 return items
         raise UserError(f"The teacher {self.options.model} gave no usable list of {what} in 3 tries "
                         f"(last answer: {(response.error or response.text)[:120]!r}).",
@@ -141,6 +141,9 @@ class WriteExamplesStep(GenerateStep):
     Options = WriteExamplesOptions
     description = "The teacher writes one text per prompt row (label + attributes + style examples); scaffolding is stripped, bad texts dropped by reason."
 
+    def fingerprint_extra(self) -> dict[str, Any]:
+        return {**super().fingerprint_extra(), "cleaning": CLEANING_VERSION}
+
     def _child(self, result, row, sample_index, response):
         child = super()._child(result, row, sample_index, response)
         if child is None:
@@ -173,6 +176,9 @@ class CleanTextStep(RowStep):
 
     def required_columns(self) -> tuple[str, ...]:
         return (self.options.column,)
+
+    def fingerprint_extra(self) -> dict[str, Any]:
+        return {"cleaning": CLEANING_VERSION}
 
     def process(self, rows: list[Row]) -> BatchResult:
         o = self.options

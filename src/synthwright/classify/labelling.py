@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -57,23 +58,69 @@ def label_requests(task: TaskSpec, texts: Sequence[str], *, by_likelihood: bool)
 
 def label_probabilities(task: TaskSpec, responses: Sequence[LLMResponse], *, by_likelihood: bool) -> tuple[np.ndarray, list[str | None]]:
     """(n, labels) probabilities from the responses of `label_requests`, and per text the
-    error that left it without scores (its row is then NaN)."""
+    reason it has none (its row is then NaN): a failed request, a missing score, or an
+    answer that names no label."""
+    from synthwright.judges.llm import choice_failure
+
     k = len(task.names)
     groups = [responses[i: i + k] for i in range(0, len(responses), k)] if by_likelihood else [[r] for r in responses]
     probs = np.full((len(groups), k), np.nan)
     errors: list[str | None] = []
     for row, group in enumerate(groups):
-        failed = next((r.error for r in group if not r.ok), None)
+        if by_likelihood:
+            failed = next((r.error or "unknown error" for r in group if not r.ok), None)
+            if failed is None and any(r.continuation_logprob is None for r in group):
+                failed = "no_label_likelihood: the backend returned no score"
+        else:
+            failed = choice_failure(group[0])
         errors.append(failed)
         if failed:
             continue
         if by_likelihood:
             logps = np.array([r.continuation_logprob for r in group], dtype=np.float64)
-            probs[row] = np.exp(logps - logps.max()) / np.exp(logps - logps.max()).sum()
+            weights = np.exp(logps - logps.max())
         else:
-            choice = group[0].choice_probs or {}
-            probs[row] = [choice.get(name, 0.0) for name in task.names]
+            weights = np.array([group[0].choice_probs.get(name, 0.0) for name in task.names], dtype=np.float64)
+        probs[row] = weights / weights.sum()
     return probs, errors
+
+
+@dataclass
+class TeacherLabels:
+    """The teacher's label probabilities for some texts, and what they cost."""
+
+    probs: np.ndarray  # (texts, labels); NaN rows where `errors` says why
+    errors: list[str | None]
+    usage: Any
+    seconds: float  # the requests' own time, whether sent now or answered from the cache
+    method: str
+
+
+def teacher_label_probabilities(context, model: str, step_name: str, task: TaskSpec, texts: Sequence[str], description: str) -> TeacherLabels:
+    """Ask `model` for every text's label probabilities: by likelihood where the backend can
+    score given text, else by label-name probabilities."""
+    from synthwright.judges.llm import run_requests
+    from synthwright.llm.usage import UsageTotals
+
+    backend = context.backend(model)
+    by_likelihood = backend.scores_continuations
+    requests = label_requests(task, texts, by_likelihood=by_likelihood)
+    usage = UsageTotals()
+    responses = run_requests(context, model, step_name, requests, context.request_progress(description), usage)
+    probs, errors = label_probabilities(task, responses, by_likelihood=by_likelihood)
+    return TeacherLabels(probs, errors, usage, request_seconds(context, backend.identity, requests, responses),
+                         "label likelihood" if by_likelihood else "label-name probabilities")
+
+
+def request_seconds(context, identity: str, requests: Sequence[LLMRequest], responses: Sequence[LLMResponse]) -> float:
+    """What answering `requests` took: each sent response's latency, and for an answer from the
+    cache the latency the call log recorded when it was really sent."""
+    seconds = sum(r.latency_s for r in responses if r.ok and not r.cached)
+    cached_keys = [q.cache_key(identity) for q, r in zip(requests, responses) if r.ok and r.cached]
+    cache = context.cache()
+    if cached_keys and cache is not None:
+        seconds += sum(cache.first_latencies(cached_keys).values())
+    return float(seconds)
 
 
 def description_probabilities(vectors: np.ndarray, label_vectors: np.ndarray, temperature: float = 0.05) -> np.ndarray:
@@ -91,6 +138,9 @@ def label_texts(task: TaskSpec) -> list[str]:
 
 def crossfit_probabilities(vectors: np.ndarray, labels: Sequence[int], n_labels: int, *, folds: int = 5, seed: int = 0) -> np.ndarray:
     """Out-of-fold probabilities from a logistic regression on the other folds."""
+    from synthwright.errors import require_module
+
+    require_module("sklearn", "The cross-fitted label-check member", "'synthwright[validate]'")
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
@@ -105,30 +155,12 @@ def crossfit_probabilities(vectors: np.ndarray, labels: Sequence[int], n_labels:
     return probs
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """The ensemble's view of one row."""
-
-    probs: np.ndarray  # (labels,)
-    intended: int
-    best: int
-
-    @property
-    def agrees(self) -> bool:
-        return self.best == self.intended
-
-    @property
-    def confidence(self) -> float:
-        """The ensemble's probability of the intended label (SunGen-style weight)."""
-        return float(self.probs[self.intended])
-
-
 def ensemble(members: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
     """Weighted mean of member probabilities; a member with no score for a row (NaN) is left
-    out of that row's mean."""
+    out of that row's mean, and a row no member scored stays NaN."""
     stacked = np.stack([members[name] for name in members])
     w = np.array([weights.get(name, 1.0) for name in members], dtype=np.float64)[:, None, None]
     present = ~np.isnan(stacked)
     total = np.where(present, stacked * w, 0.0).sum(axis=0)
     mass = np.where(present, w, 0.0).sum(axis=0)
-    return total / np.where(mass > 0, mass, 1.0)
+    return np.where(mass > 0, total / np.where(mass > 0, mass, 1.0), np.nan)

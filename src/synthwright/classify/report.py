@@ -87,19 +87,28 @@ def curve_png(curve: Sequence[dict[str, Any]], references: dict[str, float]) -> 
     return _png(figure)
 
 
+# Steps whose time is mostly something else (MiniLM, training) report their LLM seconds themselves.
+_OWN_TEACHER_SECONDS = {"label_check": "label_check.json", "evaluate_classifier": "evaluation.json"}
+
+
 def step_rows(run_dir: Path) -> tuple[list[dict[str, Any]], float]:
-    """Rows in, out, dropped by reason per step that has run; and teacher hours actually sent."""
+    """Rows in, out, dropped by reason per step that has run; and the hours of LLM requests
+    actually sent (answers from the cache cost nothing again)."""
     from synthwright.pipeline.rundir import RunDirectory
 
     rundir = RunDirectory(run_dir)
     manifest = rundir.read_manifest() or {}
-    names = [step["name"] for step in (manifest.get("config") or {}).get("steps", [])]
+    steps = (manifest.get("config") or {}).get("steps", [])
     rows, seconds = [], 0.0
-    for name in names:
+    for step in steps:
+        name = step["name"]
         if rundir.read_state(name) is None:
             continue
         stats = rundir.merged_stats(name)
-        if stats.requests_sent:
+        if step.get("uses") in _OWN_TEACHER_SECONDS:
+            seconds += (_read_json(run_dir / (step.get("with") or {}).get("report", _OWN_TEACHER_SECONDS[step["uses"]])) or {}).get(
+                "teacher_seconds", 0.0)
+        elif stats.requests_sent:
             seconds += stats.seconds
         rows.append({"name": name, "rows_in": stats.rows_in, "rows_out": stats.rows_out,
                      "dropped": ", ".join(f"{r} {c}" for r, c in stats.dropped.most_common()),
@@ -111,7 +120,7 @@ def step_rows(run_dir: Path) -> tuple[list[dict[str, Any]], float]:
 class ClassifyReportOptions(TaskOptions):
     output: str = "report.html"
     title: str = "Synthetic classifier"
-    evaluation: str = "evaluation.json"
+    evaluation: str | None = Field("evaluation.json", description="The evaluation step's output (None: the run has no evaluation)")
     label_check: str = "label_check.json"
     text_column: str = "text"
     label_column: str = "label"
@@ -139,7 +148,7 @@ class ClassifyReportStage(ReadsTask, Stage):
 
         o = self.options
         run_dir = self.context.run_dir or self.context.workdir
-        evaluation = _read_json(self.context.output_path(o.evaluation)) or {"systems": [], "gains": [], "curve": [], "labels": self.task.names,
+        evaluation = (_read_json(self.context.output_path(o.evaluation)) if o.evaluation else None) or {"systems": [], "gains": [], "curve": [], "labels": self.task.names,
                                                                            "eval_rows": 0, "eval_per_label": {}, "synthetic_rows": len(rows)}
         steps, teacher_hours = step_rows(run_dir)
         label_check = _read_json(self.context.output_path(o.label_check))

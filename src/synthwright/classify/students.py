@@ -170,8 +170,9 @@ def require_students(kind: str) -> None:
 
 
 def train_classifier(texts: Sequence[str], labels: Sequence[str], label_names: Sequence[str], settings: ClassifierSettings,
-                     folder: Path, weights: Sequence[float] | None = None) -> dict[str, Any]:
-    """Train a student on (text, label name) rows and save it in `folder`; returns its card."""
+                     folder: Path, weights: Sequence[float] | None = None, key: str | None = None) -> dict[str, Any]:
+    """Train a student on (text, label name) rows and save it in `folder`; returns its card
+    (`key`, what the caller says it was trained on, is recorded in it)."""
     require_students(settings.kind)
     index = {name: i for i, name in enumerate(label_names)}
     y = [index[label] for label in labels]
@@ -185,7 +186,7 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], label_names: S
         curve = student.curve
     student.save(folder)
     card = {"kind": settings.kind, "labels": list(label_names), "settings": asdict(settings), "examples": len(texts),
-            "seconds": round(time.perf_counter() - started, 1), "curve": curve, "weighted": weights is not None}
+            "seconds": round(time.perf_counter() - started, 1), "curve": curve, "weighted": weights is not None, "key": key}
     (folder / "student.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
     return card
 

@@ -147,20 +147,29 @@ class LabelledTexts:
                 chosen.append(i)
         return self.subset(sorted(chosen))
 
-    def stratified_sample(self, limit: int | None, seed: int) -> "LabelledTexts":
-        """At most `limit` rows, the same share of each label as the whole set."""
+    def stratified_positions(self, limit: int | None, seed: int) -> list[int]:
+        """Positions of at most `limit` rows, each label's share as in the whole set (largest
+        remainder, so the shares add up to `limit` exactly), in file order."""
         if limit is None or limit >= len(self):
-            return self
+            return list(range(len(self)))
         import random
 
         rng = random.Random(seed)
         counts = self.per_label()
+        exact = {label: limit * count / len(self) for label, count in counts.items()}
+        quota = {label: int(value) for label, value in exact.items()}
+        for label in sorted(exact, key=lambda l: (quota[l] - exact[l], l))[: limit - sum(quota.values())]:
+            quota[label] += 1
         chosen = []
         for label in sorted(counts):
             positions = [i for i, value in enumerate(self.labels) if value == label]
             rng.shuffle(positions)
-            chosen += positions[: max(1, round(limit * counts[label] / len(self)))]
-        return self.subset(sorted(chosen[:limit]))
+            chosen += positions[: quota[label]]
+        return sorted(chosen)
+
+    def stratified_sample(self, limit: int | None, seed: int) -> "LabelledTexts":
+        """At most `limit` rows, the same share of each label as the whole set."""
+        return self.subset(self.stratified_positions(limit, seed))
 
 
 def load_labelled(path: str | Path, task: TaskSpec, *, text_columns: Sequence[str] = ("text",), label_column: str = "label_text",

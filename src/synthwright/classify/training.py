@@ -15,13 +15,13 @@ from pydantic import Field, model_validator
 
 from synthwright.classify.evaluation import SystemResult, compare_on_shared_rows, scores
 from synthwright.classify.generation import ReadsTask, TaskOptions
-from synthwright.classify.students import STUDENT_KINDS, ClassifierSettings, load_student, require_students, train_classifier
+from synthwright.classify.students import ClassifierSettings, load_student, require_students, train_classifier
 from synthwright.classify.task import LabelledTexts, load_labelled
 from synthwright.core.files import content_digest
 from synthwright.core.lineage import Row, derive_id
 from synthwright.core.step import BatchResult, Stage, register_step
 from synthwright.errors import UserError
-from synthwright.llm.usage import UsageTotals
+from synthwright.llm.usage import failure_kind
 
 Kind = Literal["lr", "finetune"]
 
@@ -62,13 +62,23 @@ class TrainClassifierStage(ReadsTask, Stage):
         rows = list(rows)
         result = BatchResult.for_input(len(rows))
         require_students(o.kind)
-        counts = {name: sum(str(r[o.label_column]) == name for r in rows) for name in self.task.names}
-        if any(count == 0 for count in counts.values()):
-            raise UserError(f"Step '{self.name}': no training rows for label(s) {', '.join(n for n, c in counts.items() if not c)}.",
+        texts, labels = [str(r[o.text_column]) for r in rows], [str(r[o.label_column]) for r in rows]
+        unknown = sorted(set(labels) - set(self.task.names))
+        if unknown:
+            raise UserError(f"Step '{self.name}': rows have label(s) {', '.join(unknown)} that the task does not name.",
+                            "Make the rows' labels match the task's label names.")
+        empty = [name for name in self.task.names if name not in labels]
+        if empty:
+            raise UserError(f"Step '{self.name}': no training rows for label(s) {', '.join(empty)}.",
                             "Every label needs examples: generate more, or loosen the label check.")
         weights = [float(r["weight"]) for r in rows] if o.use_weights else None
-        train_classifier([str(r[o.text_column]) for r in rows], [str(r[o.label_column]) for r in rows], self.task.names,
-                         o.settings(self.context.seed_for(self.name)), self.context.output_path(o.output), weights)
+        settings = o.settings(self.context.seed_for(self.name))
+        folder = self.context.output_path(o.output)
+        # Steps chain (so the evaluation re-runs after any retraining); a student whose data and
+        # settings are unchanged is not trained again just because a step before it re-ran.
+        key = derive_id(json.dumps([texts, labels, weights, asdict(settings), self.task.names]))
+        if _trained_key(folder) != key:
+            train_classifier(texts, labels, self.task.names, settings, folder, weights, key=key)
         for row in rows:
             result.keep(row)
         return result
@@ -97,10 +107,11 @@ class EvaluateClassifierOptions(TaskOptions):
     output: str = "evaluation.json"
 
     @model_validator(mode="after")
-    def _kinds(self) -> "EvaluateClassifierOptions":
-        bad = [k for k in self.real_kinds if k not in STUDENT_KINDS]
-        if bad:
-            raise ValueError(f"unknown student kind '{bad[0]}'")
+    def _real_settings_are_training_options(self) -> "EvaluateClassifierOptions":
+        unknown = sorted(set(self.real_settings) - set(ClassifierSettings.__dataclass_fields__) - {"kind", "seed"})
+        if unknown:
+            raise ValueError(f"real_settings has unknown option(s) {', '.join(unknown)} "
+                             f"(use {', '.join(f for f in ClassifierSettings.__dataclass_fields__ if f not in ('kind', 'seed'))})")
         return self
 
 
@@ -170,40 +181,24 @@ class EvaluateClassifierStage(ReadsTask, Stage):
                             round(1000 * seconds / max(1, len(positions)), 2))
 
     def _teacher(self, evaluation: LabelledTexts, result: BatchResult) -> SystemResult:
-        from synthwright.classify.labelling import label_probabilities, label_requests
-        from synthwright.judges.llm import run_requests
+        from synthwright.classify.labelling import teacher_label_probabilities
 
         o = self.options
-        sample = evaluation.stratified_sample(o.teacher_limit, self.context.seed_for(self.name, "teacher"))
-        positions = [evaluation.ids.index(i) for i in sample.ids] if len(sample) < len(evaluation) else list(range(len(evaluation)))
-        backend = self.context.backend(o.teacher)
-        by_likelihood = backend.scores_continuations
-        requests = label_requests(self.task, sample.texts, by_likelihood=by_likelihood)
-        usage = UsageTotals()
-        progress = self.context.request_progress(f"teacher zero-shot: {len(sample)} texts")
-        responses = run_requests(self.context, o.teacher, self.name, requests, progress, usage)
-        result.stats.add_usage(usage)
-        probs, errors = label_probabilities(self.task, responses, by_likelihood=by_likelihood)
-        failed = [i for i, e in enumerate(errors) if e]
-        predicted = [int(np.nanargmax(p)) if i not in failed else -1 for i, p in enumerate(probs)]
-        kept = [(pos, pred) for pos, pred in zip(positions, predicted) if pred >= 0]
-        seconds = self._teacher_seconds(requests, responses, backend.identity, len(sample))
-        method = "label likelihood" if by_likelihood else "label-name probabilities"
-        note = f"{len(failed)} failed" if failed else ""
-        return SystemResult(f"teacher zero-shot ({o.teacher.split(':')[-1]}, {method})", "teacher", [p for p, _ in kept],
-                            [q for _, q in kept], seconds, note=note)
-
-    def _teacher_seconds(self, requests, responses, identity: str, n_texts: int) -> float | None:
-        """Seconds per 1,000 predictions, from each request's time when it was really sent
-        (this run, or the call log for answers that came from the cache)."""
-        per_request = [r.latency_s for r in responses if r.ok and not r.cached]
-        cached_keys = [q.cache_key(identity) for q, r in zip(requests, responses) if r.ok and r.cached]
-        cache = self.context.cache()
-        if cached_keys and cache is not None:
-            per_request += list(cache.first_latencies(cached_keys).values())
-        if not per_request or not n_texts:
-            return None
-        return round(1000 * float(np.mean(per_request)) * len(requests) / n_texts, 1)
+        positions = evaluation.stratified_positions(o.teacher_limit, self.context.seed_for(self.name, "teacher"))
+        texts = [evaluation.texts[p] for p in positions]
+        teacher = teacher_label_probabilities(self.context, o.teacher, self.name, self.task, texts, f"teacher zero-shot: {len(texts)} texts")
+        result.stats.add_usage(teacher.usage)
+        self._teacher_seconds = teacher.seconds
+        failed = [e for e in teacher.errors if e]
+        if len(failed) == len(texts):
+            raise UserError(f"Step '{self.name}': the teacher {o.teacher} answered none of its {len(texts)} evaluation texts "
+                            f"(first error: {failed[0]}).", "Check that the model or server works, then rerun (answers so far are cached).")
+        for error in failed:  # counted as the step's failures, so a rerun asks again
+            result.stats.failed[failure_kind(error)] += 1
+        scored = [(p, int(np.argmax(row))) for p, row, e in zip(positions, teacher.probs, teacher.errors) if not e]
+        per_1000 = round(1000 * teacher.seconds / len(scored), 1) if scored and teacher.seconds else None
+        return SystemResult(f"teacher zero-shot ({o.teacher.split(':')[-1]}, {teacher.method})", "teacher", [p for p, _ in scored],
+                            [q for _, q in scored], per_1000, note=f"{len(failed)} failed" if failed else "")
 
     def _real_label_students(self, evaluation: LabelledTexts, positions: list[int]) -> list[SystemResult]:
         o = self.options
@@ -229,11 +224,14 @@ class EvaluateClassifierStage(ReadsTask, Stage):
             system.metrics = scores([truth[p] for p in system.positions], system.predicted, n_labels)
         seed = self.context.seed_for(self.name, "bootstrap")
         students = [s for s in systems if s.kind == "student"]
-        gains = [compare_on_shared_rows(truth, other, student, n_labels, seed) for student in students for other in systems if other.kind != "student"]
+        gains = [gain for student in students for other in systems if other.kind != "student"
+                 if (gain := compare_on_shared_rows(truth, other, student, n_labels, seed)) is not None]
         curve = self._curve(rows, evaluation, truth) if o.curve else []
         return {
             "labels": self.task.names, "eval_rows": len(evaluation), "eval_per_label": dict(evaluation.per_label()),
             "synthetic_rows": len(rows), "systems": [s.to_dict() for s in systems], "gains": gains, "curve": curve,
+            "curve_sizes_beyond_the_data": sorted(size for size in o.curve if size > len(rows)),
+            "teacher_seconds": round(getattr(self, "_teacher_seconds", 0.0), 1),
         }
 
     def _curve(self, rows: list[Row], evaluation: LabelledTexts, truth: list[int]) -> list[dict[str, Any]]:
@@ -241,24 +239,31 @@ class EvaluateClassifierStage(ReadsTask, Stage):
         synthetic = LabelledTexts([str(i) for i in range(len(rows))], [str(r[o.text_column]) for r in rows],
                                   [str(r[o.label_column_synthetic]) for r in rows])
         points = []
-        for size in sorted(set(o.curve)):
-            if size > len(synthetic):
-                continue
+        sizes = sorted({size for size in o.curve if size < len(synthetic)} | {len(synthetic)})  # the whole set is the last point
+        for size in sizes:
             subset = synthetic.stratified_sample(size, self.context.seed_for(self.name, "curve", size))
             folder = self._trained("curve_students", subset, ClassifierSettings(kind=o.curve_kind, seed=self.context.seed_for(self.name, "curve")))
             system = _predict(f"{size}", "curve", load_student(folder), evaluation, list(range(len(evaluation))))
-            points.append({"examples": len(subset), **{k: v for k, v in scores(truth, system.predicted, len(self.task.names)).items()
+            points.append({"examples": len(subset), "kind": o.curve_kind, **{k: v for k, v in scores(truth, system.predicted, len(self.task.names)).items()
                                                        if k in ("accuracy", "macro_f1")}})
         return points
 
     def _trained(self, parent: str, data: LabelledTexts, settings: ClassifierSettings) -> Path:
         """A student trained on `data`, kept under a folder named by what it learnt from (texts,
         labels, settings, label set): a rerun reuses it, changed data trains a new one."""
-        key = derive_id(json.dumps([data.texts, data.labels, asdict(settings), self.task.names]))
+        key = derive_id(json.dumps([data.texts, data.labels, None, asdict(settings), self.task.names]))
         folder = self.context.output_path(f"{parent}/{settings.kind}-{len(data)}-{key[:10]}")
-        if not (folder / "student.json").is_file():
-            train_classifier(data.texts, data.labels, self.task.names, settings, folder)
+        if _trained_key(folder) != key:
+            train_classifier(data.texts, data.labels, self.task.names, settings, folder, key=key)
         return folder
+
+
+def _trained_key(folder: Path) -> str | None:
+    """What the student in `folder` was trained on (the key its card records), if any."""
+    try:
+        return json.loads((folder / "student.json").read_text(encoding="utf-8")).get("key")
+    except (OSError, ValueError):
+        return None
 
 
 def _predict(name: str, kind: str, student, evaluation: LabelledTexts, positions: Sequence[int]) -> SystemResult:

@@ -15,9 +15,8 @@ import yaml
 
 from synthwright.cli.console import out
 from synthwright.cli.pipeline import ProgressObserver, print_step_table
+from synthwright.classify.generation import DEFAULT_TEACHER
 from synthwright.errors import UserError
-
-DEFAULT_TEACHER = "llamacpp:qwen2.5-coder-1.5b"
 
 
 class StudentKind(str, Enum):
@@ -74,7 +73,7 @@ def classify_steps(task: str, *, teacher: str, per_label: int, subtopics: int, s
         if "finetune" in students:
             evaluation["real_settings"] = {"epochs": epochs}
         steps.append({"name": "evaluation", "uses": "evaluate_classifier", "with": {k: v for k, v in evaluation.items() if v not in (None, [])}})
-    steps.append({"name": "report", "uses": "classify_report", "with": {"task": task}})
+    steps.append({"name": "report", "uses": "classify_report", "with": {"task": task, **({} if eval_data else {"evaluation": None})}})
     return steps
 
 
@@ -119,6 +118,10 @@ def register(app: typer.Typer) -> None:
             from synthwright.classify.task import load_labelled
 
             load_labelled(eval_data, task, text_columns=text_columns, label_column=label_column)  # unknown labels fail up front
+        if real_train is not None:
+            from synthwright.classify.task import load_labelled
+
+            load_labelled(real_train, task, text_columns=text_columns, label_column=label_column, what="real training file")
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "task.yaml").write_text(yaml.safe_dump(task_data, sort_keys=False, allow_unicode=True), encoding="utf-8")
         steps = classify_steps(
@@ -152,7 +155,10 @@ def _task_data(labels_file: Path | None, labels: list[str], register_: str | Non
     if labels_file is not None:
         if not labels_file.is_file():
             raise UserError(f"Task file '{labels_file}' does not exist.", "Check the --labels path.")
-        data = yaml.safe_load(labels_file.read_text(encoding="utf-8")) or {}
+        try:
+            data = yaml.safe_load(labels_file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"Task file '{labels_file}' is not valid YAML: {exc}.".replace("\n", " "), "Fix the file.") from None
         if not isinstance(data, dict):
             raise UserError(f"Task file '{labels_file}' holds no mapping.", "Write `labels:` and `register:` at the top level.")
         if data.get("style_examples") and not Path(data["style_examples"]).expanduser().is_absolute():
@@ -173,7 +179,7 @@ def _print_outcome(run_dir: Path) -> None:
     from synthwright.classify.report import verdict
 
     path = run_dir / "evaluation.json"
-    if not path.is_file():
+    if not path.is_file() or path.stat().st_mtime < (run_dir / "pipeline.yaml").stat().st_mtime:
         out.print(f"  report: {run_dir / 'report.html'}")
         return
     evaluation = json.loads(path.read_text(encoding="utf-8"))
