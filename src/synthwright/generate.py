@@ -2,7 +2,9 @@
 
 Resumable by construction: every completed request is in the request cache, so rerunning
 the same command after a crash sends only what is missing. Output rows keep input order;
-rows that finally fail go to `<output>.failures.jsonl` with their reason.
+rows that finally fail go to `<output>.failures.jsonl` with their reason. One process at a
+time writes an output (a lock beside it), and a run with failures never replaces an earlier
+output: its rows go to `<output>.incomplete.jsonl` instead.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synthwright.errors import UserError
+from synthwright.io.outputs import check_output_target, output_lock
 from synthwright.io.rows import RowWriter, check_row_format, read_rows
 from synthwright.llm.cache import RequestCache
 from synthwright.llm.concurrency import RetryPolicy
@@ -76,6 +80,12 @@ class GenerateSummary:
     failed: int
     usage: UsageTotals
     elapsed_s: float
+    intended: Path | None = None  # the output asked for, when `output` had to go beside it
+
+    @property
+    def kept_earlier(self) -> bool:
+        """True when this run was incomplete and an earlier output was kept in its place."""
+        return self.intended is not None and self.output != self.intended
 
 
 class ProgressSink:
@@ -102,7 +112,10 @@ class DryRunEstimate:
 class GenerateJob:
     def __init__(self, config: GenerateConfig):
         self.config = config
+        if not config.timeout_s > 0:  # 0 or less would switch the timeout off: a hanging server then wins
+            raise UserError(f"--timeout must be more than 0 seconds, not {config.timeout_s:g}.", "Give the seconds one attempt may take, e.g. --timeout 120.")
         check_row_format(config.output)  # before any work, dry runs included
+        check_output_target(config.output)
         self.prompt = TemplatePrompt.from_file(config.template, system=config.system, raw=config.raw_prompt)
         rows = read_rows(config.input)
         self.rows = rows[: config.limit] if config.limit else rows
@@ -148,7 +161,11 @@ class GenerateJob:
 
     # -- the run ------------------------------------------------------------------------------
     def run(self, progress: ProgressSink | None = None) -> GenerateSummary:
-        progress = progress or ProgressSink()
+        """Send what is missing and write the output; refuses while another process writes it."""
+        with output_lock(self.config.output, fix="Wait for the other run to finish; its finished requests will be cached."):
+            return self._run(progress or ProgressSink())
+
+    def _run(self, progress: ProgressSink) -> GenerateSummary:
         started = time.perf_counter()
         cache = self._cache()
         engine = LLMEngine(self.backend, cache, self._engine_options())
@@ -173,7 +190,7 @@ class GenerateJob:
         failures = self.config.failures_path if output.failed else None
         return GenerateSummary(
             output=written, failures_path=failures, rows_written=output.written, failed=output.failed,
-            usage=usage, elapsed_s=time.perf_counter() - started,
+            usage=usage, elapsed_s=time.perf_counter() - started, intended=self.config.output,
         )
 
     def _engine_options(self) -> EngineOptions:
@@ -250,4 +267,4 @@ class _OrderedOutput:
             self._failures_file.close()
         else:
             self.config.failures_path.unlink(missing_ok=True)  # stale from an earlier run
-        return self.writer.close()
+        return self.writer.close(complete=not self.failed)

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from synthwright.cli.console import err, out
 from synthwright.errors import UserError
+from synthwright.io.outputs import check_output_target, output_lock, refuse_same_file
 
 TEXT_KEYS = ("text", "instruction", "prompt", "query", "question", "input", "content")
 METHODS = ("semantic", "exact", "minhash", "rouge-l")
@@ -135,6 +136,8 @@ def register(app: typer.Typer) -> None:
         from synthwright.io.rows import read_rows
 
         candidates = _thresholds(thresholds)  # fail on a typo before minutes of embedding
+        folder = out_dir or Path(f"diversity-{data.stem}")
+        check_output_target(folder, folder=True)
         rows = read_rows(data)[: limit or None]
         key = _text_key(rows, text_key)
         texts = [row_text(row, i, key) for i, row in enumerate(rows)]
@@ -143,10 +146,10 @@ def register(app: typer.Typer) -> None:
         vectors = _embed_with_progress(embedder, texts)
         report = analyse_epsilon(vectors, texts, ids, thresholds=candidates, pairs_per_threshold=pairs, cluster_distance=cluster_distance)
         _print_report(report, key)
-        folder = out_dir or Path(f"diversity-{data.stem}")
-        plot = plot_epsilon(report, folder / "nn_distances.png", title=f"{data.name}: {report.rows:,} rows, {embedder.identity}")
         summary = {"data": str(data), "text_key": key, "embedder": embedder.identity, **report.to_dict()}
-        (folder / "diversity.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        with output_lock(folder):
+            plot = plot_epsilon(report, folder / "nn_distances.png", title=f"{data.name}: {report.rows:,} rows, {embedder.identity}")
+            (folder / "diversity.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
         out.print(f"[green]wrote[/] {plot} and {folder / 'diversity.json'}")
 
     @app.command("dedup")
@@ -171,32 +174,38 @@ def register(app: typer.Typer) -> None:
 
         if score_key and method != "semantic":
             raise UserError(f"--score-key works with --method semantic only, not {method}.", "Drop --score-key, or use --method semantic.")
-        rows = read_rows(data)
-        key = _text_key(rows, text_key)
-        stats = FilterStats()
-        common = {"text_key": key, "id_key": id_key, "stats": stats}
-        if method == "semantic":
-            decided = semantic_dedup(rows, epsilon, embedder=embedder_spec, score_key=score_key, **common)
-        elif method == "exact":
-            decided = exact_dedup(rows, **common)
-        elif method == "minhash":
-            decided = minhash_dedup(rows, threshold=0.8 if threshold is None else threshold, **common)
-        elif method == "rouge-l":
-            decided = rouge_l_filter(rows, threshold=0.7 if threshold is None else threshold, **common)
-        else:
-            raise UserError(f"Unknown dedup method '{method}'.", f"Use one of: {', '.join(METHODS)}.")
-        kept = RowWriter(output)
-        dropped = RowWriter(dropped_path) if dropped_path else None
-        with _row_progress(f"dedup ({method})", len(rows)) as advance:
-            for row, drop in decided:
-                advance()
-                if drop is None:
-                    kept.write(row)
-                elif dropped is not None:
-                    dropped.write({**row, "_dropped": drop.to_dict()})
-        kept.close()
-        if dropped is not None:
-            dropped.close()
-        reasons = ", ".join(f"{n:,} {reason}" for reason, n in stats.dropped.items()) or "none"
-        out.print(f"{stats.seen:,} rows in, {stats.kept:,} kept, dropped: {reasons}")
-        out.print(f"[green]wrote[/] {output}" + (f" and {dropped_path}" if dropped_path else ""))
+        outputs = [output, dropped_path] if dropped_path else [output]
+        for path, option in zip(outputs, ("OUTPUT", "--dropped")):
+            refuse_same_file(path, data, option)
+        if dropped_path:
+            refuse_same_file(dropped_path, output, "--dropped")
+        with output_lock(*outputs):
+            rows = read_rows(data)
+            key = _text_key(rows, text_key)
+            stats = FilterStats()
+            common = {"text_key": key, "id_key": id_key, "stats": stats}
+            if method == "semantic":
+                decided = semantic_dedup(rows, epsilon, embedder=embedder_spec, score_key=score_key, **common)
+            elif method == "exact":
+                decided = exact_dedup(rows, **common)
+            elif method == "minhash":
+                decided = minhash_dedup(rows, threshold=0.8 if threshold is None else threshold, **common)
+            elif method == "rouge-l":
+                decided = rouge_l_filter(rows, threshold=0.7 if threshold is None else threshold, **common)
+            else:
+                raise UserError(f"Unknown dedup method '{method}'.", f"Use one of: {', '.join(METHODS)}.")
+            kept = RowWriter(output)
+            dropped = RowWriter(dropped_path) if dropped_path else None
+            with _row_progress(f"dedup ({method})", len(rows)) as advance:
+                for row, drop in decided:
+                    advance()
+                    if drop is None:
+                        kept.write(row)
+                    elif dropped is not None:
+                        dropped.write({**row, "_dropped": drop.to_dict()})
+            kept.close()
+            if dropped is not None:
+                dropped.close()
+            reasons = ", ".join(f"{n:,} {reason}" for reason, n in stats.dropped.items()) or "none"
+            out.print(f"{stats.seen:,} rows in, {stats.kept:,} kept, dropped: {reasons}")
+            out.print(f"[green]wrote[/] {output}" + (f" and {dropped_path}" if dropped_path else ""))

@@ -12,7 +12,7 @@ from synthwright.generate import DryRunEstimate, GenerateConfig, GenerateJob, Ge
 from synthwright.recipes.template import load_json_schema
 from synthwright.llm.records import SamplingParams
 from synthwright.llm.usage import Price
-from synthwright.errors import UserError
+from synthwright.io.outputs import refuse_same_file
 
 
 def register(app: typer.Typer) -> None:
@@ -47,8 +47,7 @@ def register(app: typer.Typer) -> None:
 
         Example: synthwright generate -m llamacpp:smollm2-135m -t examples/question.j2 -i examples/topics.jsonl -o out/questions.jsonl
         """
-        if output.resolve() == input.resolve():
-            raise UserError(f"--output '{output}' is the input file.", "Write the output to another file.")
+        refuse_same_file(output, input)
         params = SamplingParams(temperature=temperature, max_tokens=max_tokens, top_p=top_p, top_k=top_k, stop=tuple(stop or ()))
         config = GenerateConfig(
             model=model, template=template, input=input, output=output, samples_per_row=samples, params=params,
@@ -93,4 +92,9 @@ def _print_summary(summary: GenerateSummary) -> None:
         err.print(
             f"[red]{summary.failed} rows failed[/]: {reasons}; details in {summary.failures_path}. "
             "Rerun the same command to retry only those."
+        )
+    if summary.kept_earlier:
+        err.print(
+            f"[yellow]kept the earlier {summary.intended}[/]: an incomplete result does not replace it; "
+            f"this run's rows are in {summary.output}."
         )

@@ -13,6 +13,7 @@ from rich.table import Table
 from synthwright.cli.console import err, out
 from synthwright.cli.progress import RichProgress
 from synthwright.errors import UserError
+from synthwright.io.outputs import check_output_target, output_lock, put_in_place, refuse_same_file
 from synthwright.io.rows import RowWriter, check_row_format, read_rows
 
 
@@ -93,11 +94,37 @@ def _print_judge_report(report: dict) -> None:
         )
 
 
-def _write_rows(path: Path, rows: list[dict]) -> Path:
+def _write_rows(path: Path, rows: list[dict], complete: bool = True) -> Path:
     writer = RowWriter(path)
     for row in rows:
         writer.write(row)
-    return writer.close()
+    return writer.close(complete)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """A small JSON result, held against other writers and swapped in whole."""
+    check_output_target(path)
+    with output_lock(path):
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        put_in_place(partial, path, complete=True)
+
+
+def _check_columns_exist(rows: list[dict], needed: tuple[str, ...], data: Path) -> None:
+    """A column no row has is a mistake in the command, not a row to fail: refuse before any work."""
+    present = {key for row in rows for key in row}
+    missing = [c for c in needed if c not in present]
+    if missing:
+        columns = ", ".join(sorted(k for k in present if k != "_meta"))
+        raise UserError(f"'{data}' has no column {', '.join(missing)} (its columns: {columns}).",
+                        "Name the column to judge with --text (and --context, --a, --b).")
+
+
+def _failure_advice(failed: list[tuple[dict, str]]) -> str:
+    """A rerun helps only where a judge failed; a row without the judged text fails again."""
+    if all(reason.startswith("missing_column") for _, reason in failed):
+        return "Those rows lack a judged column: fill it in, or leave them out."
+    return "Rerun to retry them (finished judgments are cached)."
 
 
 def _sibling(output: Path, suffix: str) -> Path:
@@ -182,10 +209,12 @@ def register(app: typer.Typer) -> None:
             raise UserError("Give --drop-bottom or --threshold, not both.")
         output = output or data.with_name(data.with_suffix("").name + ".judged.jsonl")
         check_row_format(output)
-        if output.resolve() == data.resolve():
-            raise UserError(f"--output '{output}' is the input file.", "Write the judged rows to another file.")
+        check_output_target(output)
+        refuse_same_file(output, data)
         rows = read_rows(data)
         rows = rows[:limit] if limit else rows
+        columns = JudgeColumns(text=text, context=context, a=a, b=b, prefix=prefix)
+        _check_columns_exist(rows, columns.needed(mode), data)
         the_rubric = load_rubric(rubric)
         labels = {k: v for k, v in (("text_label", text_label), ("context_label", context_label)) if v}
         the_rubric = the_rubric.model_copy(update=labels) if labels else the_rubric
@@ -197,42 +226,45 @@ def register(app: typer.Typer) -> None:
             for spec in judges
         ]
         ensemble = JudgeEnsemble(members, _load_weights(weights))
-        columns = JudgeColumns(text=text, context=context, a=a, b=b, prefix=prefix)
-        try:
-            judged = judge_rows(
-                rows, ensemble, mode, columns, generator=generator, warn=False,
-                progress=lambda j: RichProgress(f"judge {j.name}") if j.model else None,
+        with output_lock(output):  # held while judging: a second judge of the same output is refused at once
+            try:
+                judged = judge_rows(
+                    rows, ensemble, mode, columns, generator=generator, warn=False,
+                    progress=lambda j: RichProgress(f"judge {j.name}") if j.model else None,
+                )
+            finally:
+                step_context.close()
+            _shout_circularity([c.to_dict() for c in judged.circularity])
+            kept, dropped = judged.rows, []
+            if drop_bottom is not None or threshold is not None:
+                kept, dropped = select_by_score(judged.rows, columns.score_column(mode), drop_bottom=drop_bottom, threshold=threshold)
+            complete = not judged.failed
+            written = _write_rows(output, kept, complete)
+            report = judge_report(judged.rows, prefix, generator) if judged.rows else {"mode": mode, "rows": 0, "judges": {}, "agreement": [], "circularity": []}
+            report["failed"] = len(judged.failed)
+            if dropped:
+                report["filter"] = {"kept": len(kept), "dropped": len(dropped), "reason": dropped[0][1]}
+                _write_rows(_sibling(output, "dropped.jsonl"), [{**row, "_drop_reason": reason} for row, reason in dropped])
+            report_path = _sibling(output, "report.json")
+            report_path.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+            if judged.rows:
+                _print_judge_report(report)
+            failures_path = _sibling(output, "failures.jsonl")
+            if judged.failed:
+                _write_rows(failures_path, [{"error": reason, "row": row} for row, reason in judged.failed])
+            else:
+                failures_path.unlink(missing_ok=True)
+            out.print(
+                f"[green]judged {len(judged.rows)} rows[/] ({len(judged.failed)} failed"
+                + (f", {len(dropped)} dropped" if dropped else "") + f"): {written}; report: {report_path}"
             )
-        finally:
-            step_context.close()
-        _shout_circularity([c.to_dict() for c in judged.circularity])
-        kept, dropped = judged.rows, []
-        if drop_bottom is not None or threshold is not None:
-            kept, dropped = select_by_score(judged.rows, columns.score_column(mode), drop_bottom=drop_bottom, threshold=threshold)
-        written = _write_rows(output, kept)
-        report = judge_report(judged.rows, prefix, generator) if judged.rows else {"mode": mode, "rows": 0, "judges": {}, "agreement": [], "circularity": []}
-        report["failed"] = len(judged.failed)
-        if dropped:
-            report["filter"] = {"kept": len(kept), "dropped": len(dropped), "reason": dropped[0][1]}
-            _write_rows(_sibling(output, "dropped.jsonl"), [{**row, "_drop_reason": reason} for row, reason in dropped])
-        report_path = _sibling(output, "report.json")
-        report_path.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-        if judged.rows:
-            _print_judge_report(report)
-        failures_path = _sibling(output, "failures.jsonl")
-        if judged.failed:
-            _write_rows(failures_path, [{"error": reason, "row": row} for row, reason in judged.failed])
-        else:
-            failures_path.unlink(missing_ok=True)
-        out.print(
-            f"[green]judged {len(judged.rows)} rows[/] ({len(judged.failed)} failed"
-            + (f", {len(dropped)} dropped" if dropped else "") + f"): {written}; report: {report_path}"
-        )
-        if judged.circularity:
-            out.print("[bold red]circular judging: see the warning above; the report lists it under 'circularity'.[/]")
-        if judged.failed:
-            err.print(f"[red]{len(judged.failed)} rows failed[/]: details in {failures_path}. Rerun to retry them (finished judgments are cached).")
-            raise typer.Exit(code=1)
+            if judged.circularity:
+                out.print("[bold red]circular judging: see the warning above; the report lists it under 'circularity'.[/]")
+            if written != output:
+                err.print(f"[yellow]kept the earlier {output}[/]: an incomplete result does not replace it; this run's rows are in {written}.")
+            if judged.failed:
+                err.print(f"[red]{len(judged.failed)} rows failed[/]: details in {failures_path}. {_failure_advice(judged.failed)}")
+                raise typer.Exit(code=1)
 
     @app.command("calibrate")
     def calibrate(
@@ -279,15 +311,13 @@ def register(app: typer.Typer) -> None:
         _shout_circularity(report["circularity"])
         _print_calibration(report, prefix)
         if output:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(json.dumps(report, indent=2), encoding="utf-8")
+            _write_json(output, report)
             out.print(f"report: {output}")
         if weights_out:
             if report["suggested_weights"] is None:
                 err.print("[yellow]no judge agrees with the humans better than chance: no weights written[/]")
             else:
-                weights_out.parent.mkdir(parents=True, exist_ok=True)
-                weights_out.write_text(json.dumps(report["suggested_weights"], indent=2), encoding="utf-8")
+                _write_json(weights_out, report["suggested_weights"])
                 out.print(f"weights: {weights_out} (use with `synthwright judge --weights {weights_out}`)")
 
 

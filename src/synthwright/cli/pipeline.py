@@ -16,6 +16,7 @@ from synthwright.cli.console import err, out
 from synthwright.core.step import STEP_TYPES, BatchResult, StepStats
 from synthwright.errors import UserError
 from synthwright.io.export import FORMATS, export_rows
+from synthwright.io.outputs import incomplete_path_for, is_set_aside, output_lock
 from synthwright.pipeline.config import load_pipeline
 from synthwright.pipeline.executor import Executor, LocalExecutor, RunObserver
 from synthwright.pipeline.pipeline import run_pipeline
@@ -191,6 +192,8 @@ def register(app: typer.Typer) -> None:
             observer.close()
         print_step_table(RunDirectory(result.run_dir), title=f"run {config.name}")
         out.print(f"run folder: {result.run_dir}  ({result.requests_sent} requests sent)")
+        if _report_failures(result, planned_exports(config, context)):
+            raise typer.Exit(code=1)
 
     @app.command("inspect")
     def inspect(run_dir: Path = typer.Argument(..., help="A run folder.")) -> None:
@@ -225,9 +228,13 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"--rows must be out, dropped or failed, not '{kind}'.")
         suffix = {"jsonl": ".jsonl", "parquet": ".parquet", "hf": ""}.get(format, "")
         target = output or rundir.path / "exports" / f"{step}{'' if kind == 'out' else '.' + kind}{suffix}"
-        rows = list(rundir.rows(step, kind))
-        written = export_rows(rows, target, format, include_meta=not no_meta)
+        complete = kind != "out" or not sum(rundir.merged_stats(step).failed.values())
+        with output_lock(target):
+            rows = list(rundir.rows(step, kind))
+            written = export_rows(rows, target, format, include_meta=not no_meta, complete=complete)
         out.print(f"exported {len(rows)} rows of step '{step}' to {written}")
+        if is_set_aside(written):
+            err.print(f"[yellow]kept the earlier {target}[/]: step '{step}' has failed rows, so this export is incomplete.")
 
     @app.command("steps")
     def steps() -> None:
@@ -238,6 +245,28 @@ def register(app: typer.Typer) -> None:
             for field_name, field in cls.Options.model_fields.items():
                 default = "required" if field.is_required() else f"default {field.default!r}"
                 out.print(f"    {field_name}: {default}" + (f"  ({field.description})" if field.description else ""))
+
+
+def planned_exports(config, context) -> dict[str, Path]:
+    """Step name -> the file each export step of `config` writes."""
+    return {
+        s.name: context.output_path(s.options().path) for s in config.steps if s.uses == "export"
+    }
+
+
+def _report_failures(result, exports: dict[str, Path]) -> bool:
+    """Say, in the run's last lines, which steps failed rows and what became of the exports.
+    True when any step failed rows (the run then exits 1, as `generate` does)."""
+    failed = [(o.name, o.stats.failed) for o in result.outcomes if sum(o.stats.failed.values())]
+    for name, reasons in failed:
+        err.print(f"[red]step '{name}' failed {sum(reasons.values())} rows[/] ({_reasons(reasons)}); "
+                  f"see them with `synthwright export {result.run_dir} --step {name} --rows failed`.")
+    for name, path in exports.items():
+        if failed and incomplete_path_for(path).exists():
+            err.print(f"[yellow]kept the earlier {path}[/]: export '{name}' is incomplete; its rows are in {incomplete_path_for(path)}.")
+    if failed:
+        err.print("Rerun the same command to retry the failed rows (finished requests are cached).")
+    return bool(failed)
 
 
 def make_executor(name: str, observer: RunObserver, ray_address: str | None) -> Executor:

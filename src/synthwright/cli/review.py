@@ -15,6 +15,7 @@ import typer
 
 from synthwright.cli.console import out
 from synthwright.errors import UserError, require_module
+from synthwright.io.outputs import output_lock
 
 
 def _free_port(host: str, port: int) -> int:
@@ -55,7 +56,7 @@ def register(app: typer.Typer) -> None:
         uvicorn = require_module("uvicorn", "The review page", REVIEW_EXTRA)
         from synthwright.review.app import ReviewOptions, create_app
         from synthwright.review.guard import check_bind
-        from synthwright.review.source import open_source
+        from synthwright.review.source import RunSource, open_source
 
         check_bind(host, token)
         source = open_source(target)
@@ -66,9 +67,13 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"'{target}' has no step with rows yet.", "Run the pipeline first (synthwright run ...).")
         port = _free_port(host, port)
         web = create_app(source, ReviewOptions(prefix=prefix, sample_size=sample, seed=seed, rubric=rubric, token=token))
-        shown_host = f"[{host}]" if ":" in host else host
-        url = f"http://{shown_host}:{port}/" + (f"?token={token}" if token else "")
-        out.print(f"review: [bold]{url}[/]  (Ctrl-C to stop)", highlight=False)
-        out.print(f"labels are saved as you make them, to {source.labels_path(source.steps()[-1]).parent}/STEP.human.jsonl", highlight=False)
-        sys.stdout.flush()
-        uvicorn.run(web, host=host, port=port, log_level="warning")
+        # Labels are kept in memory and saved whole: a second page on the same labels would
+        # overwrite the first one's. One page per run's review folder (or rows file's labels).
+        held = source.review_dir if isinstance(source, RunSource) else source.labels_path(source.steps()[-1])
+        with output_lock(held, fix="Use the page that is already open, or stop it first."):
+            shown_host = f"[{host}]" if ":" in host else host
+            url = f"http://{shown_host}:{port}/" + (f"?token={token}" if token else "")
+            out.print(f"review: [bold]{url}[/]  (Ctrl-C to stop)", highlight=False)
+            out.print(f"labels are saved as you make them, to {source.labels_path(source.steps()[-1]).parent}/STEP.human.jsonl", highlight=False)
+            sys.stdout.flush()
+            uvicorn.run(web, host=host, port=port, log_level="warning")

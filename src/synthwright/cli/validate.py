@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from synthwright.io.outputs import output_lock
 from synthwright.cli.console import err, out
 from synthwright.errors import UserError
 
@@ -157,8 +158,9 @@ def register(app: typer.Typer) -> None:
                 raise UserError(f"--human was given but '{synthetic}' has no judge columns ({judge_prefix}_score or {judge_prefix}_p_a).",
                                 "Run `synthwright judge` on it first.") from None
             report.calibration = calibrate(judged, load_human_labels(human, mode), prefix=judge_prefix, good_at_least=good, target=target)
-        with err.status("writing the report"):
-            paths = report.write(out_dir or Path(f"validate-{synthetic.stem}"))
+        folder = out_dir or Path(f"validate-{synthetic.stem}")
+        with err.status("writing the report"), output_lock(folder):
+            paths = report.write(folder)
         _summary(report, paths)
         if strict and report.flags():
             raise typer.Exit(1)

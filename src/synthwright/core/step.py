@@ -265,6 +265,9 @@ class Stage(Step):
     #: True for a stage whose effect is a file the user reads where they started the run
     #: (an export): a distributed executor runs it in the driver, not on some worker node.
     runs_on_driver: ClassVar[bool] = False
+    #: set by the executor when rows failed on the way to this stage (in it or upstream): a
+    #: stage that writes a file then keeps a complete earlier one (see io.outputs)
+    input_incomplete: bool = False
 
     @abstractmethod
     def run(self, rows: Iterable[Row]) -> BatchResult:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from synthwright.core.lineage import META, Row
 from synthwright.errors import UserError, require_module
+from synthwright.io.outputs import put_in_place
 from synthwright.io.rows import RowWriter
 
 FORMATS = ("jsonl", "parquet", "hf")
@@ -28,7 +29,7 @@ def _flatten_meta(row: Row, include_meta: bool) -> Row:
 class ExportWriter:
     """Writes rows one at a time: JSONL and Parquet stream to disk (a million rows never sit
     in memory); a datasets folder is built from all rows at `close()`. Nothing appears under
-    the final name until `close()`."""
+    the final name until `close()`, and an incomplete export never replaces an earlier one."""
 
     def __init__(self, path: Path, fmt: str, include_meta: bool = True):
         if fmt not in FORMATS:
@@ -49,21 +50,20 @@ class ExportWriter:
         else:
             self._writer.write(row)
 
-    def close(self) -> Path:
+    def close(self, complete: bool = True) -> Path:
+        """Move the export into place (see `io.outputs.put_in_place`); returns where it went."""
         if self._writer is not None:
-            return self._writer.close()
+            return self._writer.close(complete)
         partial = self.path.with_name(self.path.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         # from_list takes the first row's columns; a column only later rows have would vanish.
         columns = list(dict.fromkeys(key for row in self._rows for key in row))
         self.datasets.Dataset.from_dict({key: [row.get(key) for row in self._rows] for key in columns}).save_to_disk(str(partial))
-        shutil.rmtree(self.path, ignore_errors=True)
-        partial.rename(self.path)
-        return self.path
+        return put_in_place(partial, self.path, complete)
 
 
-def export_rows(rows: Iterable[Row], path: Path, fmt: str, include_meta: bool = True) -> Path:
+def export_rows(rows: Iterable[Row], path: Path, fmt: str, include_meta: bool = True, complete: bool = True) -> Path:
     writer = ExportWriter(path, fmt, include_meta)
     for row in rows:
         writer.write(row)
-    return writer.close()
+    return writer.close(complete)

@@ -2,18 +2,19 @@
 
 Rows are plain dicts. Readers fail with one clear line that names the file, the line and
 the fix; writers write to `<path>.partial` and rename on `close()`, so a crash never
-leaves a half-written file under the final name.
+leaves a half-written file under the final name, and an incomplete result never replaces
+an earlier file (see `io.outputs`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from synthwright.errors import UserError
+from synthwright.io.outputs import check_output_target, put_in_place
 
 JSONL_SUFFIXES = {".jsonl", ".json", ".ndjson"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -40,8 +41,7 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     """All rows of a JSONL or Parquet file. Raises UserError for anything malformed or empty."""
     path = Path(path)
     fmt = _format_of(path)
-    if not path.is_file():
-        raise UserError(f"Input file '{path}' does not exist.", "Check the path (it is relative to the current folder).")
+    check_input_file(path)
     rows = list(_iter_jsonl(path)) if fmt == "jsonl" else _read_parquet(path)
     if not rows:
         raise UserError(f"Input file '{path}' has no rows.", "Give a file with at least one JSON object per line.")
@@ -53,14 +53,21 @@ def iter_rows(path: str | Path) -> Iterator[dict[str, Any]]:
     Raises UserError like `read_rows` (an empty file only once it has been read)."""
     path = Path(path)
     fmt = _format_of(path)
-    if not path.is_file():
-        raise UserError(f"Input file '{path}' does not exist.", "Check the path (it is relative to the current folder).")
+    check_input_file(path)
     empty = True
     for row in _iter_jsonl(path) if fmt == "jsonl" else _iter_parquet(path):
         empty = False
         yield row
     if empty:
         raise UserError(f"Input file '{path}' has no rows.", "Give a file with at least one JSON object per line.")
+
+
+def check_input_file(path: Path, what: str = "Input file") -> None:
+    """UserError unless `path` is a readable file: missing and folder are told apart."""
+    if path.is_dir():
+        raise UserError(f"{what} '{path}' is a folder, not a file.", "Give the path of a file inside it.")
+    if not path.is_file():
+        raise UserError(f"{what} '{path}' does not exist.", "Check the path (it is relative to the current folder).")
 
 
 def _iter_parquet(path: Path) -> Iterator[dict[str, Any]]:
@@ -116,6 +123,7 @@ class RowWriter:
         self.count = 0
         self._buffer: list[dict[str, Any]] = []
         self._parquet_writer = None
+        check_output_target(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = open(self.partial, "w", encoding="utf-8") if self.format == "jsonl" else None
@@ -159,8 +167,9 @@ class RowWriter:
             ) from None
         self._buffer = []
 
-    def close(self) -> Path:
-        """Finish and move the file into place; returns the final path."""
+    def close(self, complete: bool = True) -> Path:
+        """Finish and move the file into place; returns where it went. An incomplete result
+        (`complete=False`: some rows failed) never replaces an earlier file: it goes beside it."""
         if self._handle is not None:
             self._handle.close()
         else:
@@ -172,5 +181,4 @@ class RowWriter:
                 import pyarrow.parquet as pq
 
                 pq.write_table(pa.table({}), self.partial)
-        os.replace(self.partial, self.path)
-        return self.path
+        return put_in_place(self.partial, self.path, complete)

@@ -70,4 +70,6 @@ class ExportStep(Stage):
             part = BatchResult.for_input(len(part_rows))
             part.kept, part.stats.rows_out = part_rows, len(part_rows)
             yield part
-        writer.close()
+        # Rows lost to failures upstream make this export incomplete: it must not replace a
+        # complete one from an earlier run (it goes beside it, NAME.incomplete.EXT).
+        writer.close(complete=not self.input_incomplete)

@@ -54,8 +54,11 @@ class Executor(ABC):
     def run(self, plan: list[PlannedStep], rundir: RunDirectory) -> list[StepOutcome]:
         outcomes = []
         digests: dict[str, str] = {}
+        incomplete: dict[str, bool] = {}  # step -> rows failed in it or anywhere upstream
         for planned in plan:
             name = planned.step.name
+            if isinstance(planned.step, Stage):
+                planned.step.input_incomplete = incomplete.get(planned.input, False)
             input_digest = digests.get(planned.input) if planned.input else None
             if rundir.is_current(name, planned.fingerprint, input_digest) and not self._has_failures(rundir, name):
                 stats = rundir.merged_stats(name)
@@ -68,6 +71,7 @@ class Executor(ABC):
                 self.observer.step_finished(planned, stats)
                 outcomes.append(StepOutcome(name, False, stats, self._fresh.pop(name, StepStats())))
             digests[name] = rundir.read_state(name)["output_digest"]
+            incomplete[name] = incomplete.get(planned.input, False) or sum(outcomes[-1].stats.failed.values()) > 0
         return outcomes
 
     def batch_done(self, planned: PlannedStep, result: BatchResult) -> None:

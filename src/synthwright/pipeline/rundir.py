@@ -18,19 +18,20 @@ written last, so a killed run leaves either a whole batch or none of it.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from synthwright.core.lineage import META, Row
 from synthwright.core.step import BatchResult, StepStats
 from synthwright.errors import UserError
+from synthwright.io.outputs import check_output_target, exclusive
 
 ROW_JSON = "__row_json__"  # fallback column when rows are too irregular for a columnar schema
 
@@ -43,17 +44,13 @@ class RunDirectory:
     # -- locking and manifest ------------------------------------------------------------
     def lock(self) -> None:
         """Hold the run folder exclusively: two runs must never write one folder."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path / ".lock", "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise UserError(
-                f"Another synthwright process is running in {self.path}.",
-                "Wait for it to finish, or give this run another --run-dir.",
-            ) from None
-        self._lock_handle = handle
+        check_output_target(self.path, folder=True)
+        held = ExitStack()
+        held.enter_context(exclusive(
+            self.path / ".lock", f"Another synthwright process is running in {self.path}.",
+            "Wait for it to finish, or give this run another --run-dir.",
+        ))
+        self._lock_handle = held
 
     def unlock(self) -> None:
         if self._lock_handle is not None:
