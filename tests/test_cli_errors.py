@@ -158,3 +158,101 @@ def test_dry_run_counts_cached_requests(files):
     assert dry.returncode == 0, dry.stderr
     assert "2 requests (2 already cached, would be free)" in dry.stdout
     assert "estimated cost" not in dry.stdout  # no --price, no cost
+
+
+# -- the bad-input table: each exits 2 with an `error:` and a `fix:` line, before any work --------
+def _run_folder(t: dict) -> Path:
+    """A finished run of a two-step pipeline (no model), to damage."""
+    folder = t["dir"] / "pipe"
+    folder.mkdir()
+    (folder / "topics.jsonl").write_text('{"topic": "owls"}\n{"topic": "rivers"}\n', encoding="utf-8")
+    (folder / "p.yaml").write_text(
+        "name: tiny\nsteps:\n  - {name: topics, uses: load, with: {path: topics.jsonl}}\n"
+        "  - {name: short, uses: filter, with: {column: topic, max_words: 3}}\n", encoding="utf-8")
+    run = t["dir"] / "run"
+    made = run_cli("run", str(folder / "p.yaml"), "--run-dir", str(run), timeout=120)
+    assert made.returncode == 0, made.stderr
+    return run
+
+
+def _truncate(path: Path) -> Path:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    return path
+
+
+def _pipeline_with_bad_regex(t: dict) -> list[str]:
+    path = t["dir"] / "bad_regex.yaml"
+    path.write_text(
+        "name: bad-regex\nsteps:\n  - {name: topics, uses: load, with: {path: in.jsonl}}\n"
+        "  - {name: clean, uses: filter, with: {column: topic, must_match: '([a-z'}}\n", encoding="utf-8")
+    return ["run", str(path), "--run-dir", str(t["dir"] / "never")]
+
+
+def _a_file(t: dict) -> Path:
+    path = t["dir"] / "plain-file"
+    path.write_text("not a folder", encoding="utf-8")
+    return path
+
+
+def _a_folder(t: dict, name: str) -> Path:
+    path = t["dir"] / name
+    path.mkdir()
+    return path
+
+
+def _generate_args(t: dict, *extra: str, model: str = LOCAL, input=None, template=None, output=None) -> list[str]:
+    return ["generate", "-m", model, "-t", str(template or t["template"]), "-i", str(input or t["input"]),
+            "-o", str(output or t["output"]), *extra]
+
+
+# name -> (arguments and environment built in the test's folder, fragments the error line names)
+BAD_INPUTS = {
+    "timeout-zero": (lambda t: (_generate_args(t, "--timeout", "0"), {}), ("--timeout", "more than 0")),
+    "timeout-negative": (lambda t: (_generate_args(t, "--timeout", "-1"), {}), ("--timeout", "more than 0")),
+    "output-is-a-folder": (lambda t: (_generate_args(t, output=_a_folder(t, "out.jsonl")), {}), ("out.jsonl", "is a folder")),
+    "input-is-a-folder": (lambda t: (_generate_args(t, input=_a_folder(t, "rows.jsonl")), {}), ("rows.jsonl", "is a folder")),
+    "template-is-a-folder": (lambda t: (_generate_args(t, template=t["dir"]), {}), ("is a folder", "Template file")),
+    "key-in-base-url": (lambda t: (_generate_args(t, model="openai:m@http://user:sekret-key@127.0.0.1:9/v1"), {}),
+                        ("user name or key",)),
+    "dedup-onto-its-input": (lambda t: (["dedup", str(t["input"]), str(t["input"]), "--method", "exact"], {}),
+                             ("is the input file",)),
+    "judge-without-the-text-column": (lambda t: (["judge", str(t["input"]), "--judge", "embedding", "--text", "nosuch"], {}),
+                                      ("nosuch", "topic")),
+    "usage-negative-hours": (lambda t: (["usage", "--hours", "-5"], {}), ("--hours",)),
+    "models-dir-is-a-file": (lambda t: (["models"], {"SYNTHWRIGHT_MODELS_DIR": str(_a_file(t))}),
+                             ("SYNTHWRIGHT_MODELS_DIR", "is a file")),
+    "home-is-a-file": (lambda t: (["usage"], {"SYNTHWRIGHT_HOME": str(_a_file(t)), "SYNTHWRIGHT_CACHE": ""}),
+                       ("SYNTHWRIGHT_HOME", "is a file")),
+    "invalid-must-match-regex": (lambda t: (_pipeline_with_bad_regex(t), {}), ("must_match", "regular expression")),
+    "inspect-a-file": (lambda t: (["inspect", str(t["input"])], {}), ("is a file",)),
+    "inspect-truncated-manifest": (lambda t: (["inspect", str(_damaged_manifest(t))], {}),
+                                   ("manifest.json", "damaged")),
+    "export-truncated-manifest": (lambda t: (["export", str(_damaged_manifest(t)), "--step", "short"], {}),
+                                  ("manifest.json", "damaged")),
+    "export-truncated-shard": (lambda t: (["export", str(_damaged_shard(t)), "--step", "short"], {}),
+                               ("part-00000.parquet", "damaged")),
+}
+
+
+def _damaged_manifest(t: dict) -> Path:
+    run = _run_folder(t)
+    _truncate(run / "manifest.json")
+    return run
+
+
+def _damaged_shard(t: dict) -> Path:
+    run = _run_folder(t)
+    _truncate(run / "steps" / "short" / "out" / "part-00000.parquet")
+    return run
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_is_refused_with_error_and_fix(files, case):
+    build, fragments = BAD_INPUTS[case]
+    before = files["input"].read_bytes()
+    args, env = build(files)
+    result = run_cli(*args, env=env, timeout=120)
+    assert_one_clear_error(result, *fragments)
+    assert "\n  fix: " in result.stderr, result.stderr
+    assert "sekret-key" not in result.stderr  # a key in a URL is never repeated back
+    assert files["input"].read_bytes() == before  # the input is never touched

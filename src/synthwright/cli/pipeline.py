@@ -282,6 +282,8 @@ def make_executor(name: str, observer: RunObserver, ray_address: str | None) -> 
 
 
 def _existing_run(run_dir: Path) -> RunDirectory:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"'{run_dir}' is a file, not a run folder.", "Give the folder `synthwright run` printed.")
     rundir = RunDirectory(run_dir)
     if rundir.read_manifest() is None:
         raise UserError(f"'{run_dir}' is not a run folder (no manifest.json).", "Give the folder `synthwright run` printed.")

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from synthwright.cli.console import out
+from synthwright.errors import UserError
 from synthwright.llm.cache import RequestCache
 from synthwright.paths import cache_path
 
@@ -23,6 +24,8 @@ def register(app: typer.Typer) -> None:
 
         Example: synthwright usage --hours 24
         """
+        if hours is not None and not hours > 0:
+            raise UserError(f"--hours must be more than 0, not {hours:g}.", "Give how many recent hours to count, e.g. --hours 24.")
         since = time.time() - hours * 3600 if hours else None
         rows = RequestCache(cache or cache_path()).calls_summary(since)
         table = Table(title="LLM usage")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from synthwright.core.lineage import Row
 from synthwright.core.step import FilterStep, StepOptions, register_step
@@ -27,6 +27,17 @@ class TextRuleOptions(StepOptions):
     drop_leading_punctuation: bool = False
     drop_non_ascii_start: bool = False
     strip_quotes: bool = Field(False, description="Strip surrounding quotes before the rules (and in the output)")
+
+    @field_validator("must_match", "must_not_match")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        """A bad pattern is found when the pipeline is read, not as a traceback mid-run."""
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression ({exc})") from None
+        return pattern
 
 
 @register_step("filter")

@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from synthwright.errors import UserError
+from synthwright.io.rows import check_input_file
 
 SCALE = (1, 5)  # every criterion reports on this scale, so criteria and judges can be averaged
 
@@ -122,8 +123,7 @@ def load_rubric(source: str | Path | None) -> Rubric:
     if source is None or str(source) == "default":
         return DEFAULT_RUBRIC
     path = Path(source)
-    if not path.is_file():
-        raise UserError(f"Rubric file '{path}' does not exist.", "Give a YAML rubric file, or `default`.")
+    check_input_file(path, "Rubric file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

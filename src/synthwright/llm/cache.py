@@ -72,12 +72,12 @@ class RequestCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = self._open_shared()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OSError) as exc:
             raise UserError(
                 f"The request cache at {self.path} cannot be opened ({exc}).",
                 "Point SYNTHWRIGHT_CACHE (or --cache) at a writable file, or move the damaged file away.",
-            ) from exc
-        self._pending_responses: list[tuple[str, str, str, float]] = []
+            ) from None
+        self._pending_responses: list[tuple[str, str, str, float, str | None]] = []
         self._pending_calls: list[tuple] = []
 
     def _open_shared(self, patience_s: float = 60.0) -> sqlite3.Connection:

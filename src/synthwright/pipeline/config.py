@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from synthwright.core.step import StepOptions, step_class
 from synthwright.errors import UserError
+from synthwright.io.rows import check_input_file
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -97,8 +98,7 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
 
     load_step_types()
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"Pipeline file '{path}' does not exist.", "Check the path.")
+    check_input_file(path, "Pipeline file")
     text = path.read_text(encoding="utf-8")
     try:
         data = yaml.safe_load(text)

@@ -62,10 +62,7 @@ class RunDirectory:
         return self.path / "manifest.json"
 
     def read_manifest(self) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.manifest_path.read_text())
-        except FileNotFoundError:
-            return None
+        return _read_json(self.manifest_path, "Restore it, or give this run a new --run-dir.")
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         _write_json_atomic(self.manifest_path, manifest)
@@ -75,10 +72,7 @@ class RunDirectory:
         return self.path / "steps" / step
 
     def read_state(self, step: str) -> dict[str, Any] | None:
-        try:
-            return json.loads((self.step_dir(step) / "state.json").read_text())
-        except FileNotFoundError:
-            return None
+        return _read_json(self.step_dir(step) / "state.json", f"Remove {self.step_dir(step)} and rerun: the step is made again.")
 
     def start_step(self, step: str, fingerprint: str, input_digest: str | None) -> None:
         """Begin (or continue) a step; output made under another fingerprint or input is removed."""
@@ -152,6 +146,17 @@ class RunDirectory:
         return sum(pq.ParquetFile(p).metadata.num_rows for p in (self.step_dir(step) / kind).glob("part-*.parquet"))
 
 
+def _read_json(path: Path, fix: str) -> Any:
+    """A JSON file of the run folder; None when absent, a UserError when damaged (a disk that
+    filled up, a hand edit), never a traceback."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError) as exc:
+        raise UserError(f"'{path}' is damaged ({exc}).", fix) from None
+
+
 def _canonical_rows(rows: list[Row]) -> bytes:
     return json.dumps(rows, sort_keys=True, default=str, ensure_ascii=False).encode("utf-8")
 
@@ -195,7 +200,12 @@ def _json_value(value: Any) -> Any:
 def _read_shard(path: Path) -> Iterator[Row]:
     import pyarrow.parquet as pq
 
-    for row in pq.read_table(path).to_pylist():
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
+        step_dir = path.parent.parent
+        raise UserError(f"The shard '{path}' is damaged ({exc}).", f"Remove {step_dir} and rerun: the step is made again.") from None
+    for row in rows:
         if ROW_JSON in row:
             yield json.loads(row[ROW_JSON])
             continue

@@ -17,6 +17,7 @@ import jinja2
 import jinja2.meta
 
 from synthwright.errors import UserError
+from synthwright.io.rows import check_input_file
 from synthwright.llm.records import LLMRequest, Message, SamplingParams
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
@@ -36,8 +37,7 @@ class TemplatePrompt:
     @classmethod
     def from_file(cls, path: str | Path, system: str | None = None, raw: bool = False) -> "TemplatePrompt":
         path = Path(path)
-        if not path.is_file():
-            raise UserError(f"Template file '{path}' does not exist.", "Check the --template path.")
+        check_input_file(path, "Template file")
         try:
             source = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
@@ -100,10 +100,9 @@ def derive_seed(base_seed: int, row_index: int, sample_index: int) -> int:
 
 
 def load_json_schema(path: Path) -> dict[str, Any]:
+    check_input_file(Path(path), "JSON schema file")
     try:
         schema = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"JSON schema file '{path}' does not exist.", "Check the --json-schema path.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"JSON schema file '{path}' is not valid JSON ({exc}).", "Fix the file.") from None
     if not isinstance(schema, dict):

@@ -33,6 +33,16 @@ def _is_loopback(url: str) -> bool:
     return host in LOOPBACK_HOSTS or host.startswith("127.")
 
 
+def _refuse_credentials_in(url: str, api_key_env: str) -> None:
+    """A key written into the URL (http://user:key@host) would fail every request, and end up in
+    logs and run manifests: refuse it, without repeating it."""
+    parsed = urlparse(url)
+    if parsed.username or parsed.password:
+        safe = parsed._replace(netloc=parsed.hostname + (f":{parsed.port}" if parsed.port else "")).geturl()
+        raise UserError(f"The base URL for {safe} has a user name or key in it.",
+                        f"Leave it out of the URL and set the environment variable {api_key_env} to the key.")
+
+
 @register_backend("openai")
 class OpenAICompatBackend(Backend):
     default_concurrency = 64
@@ -44,6 +54,7 @@ class OpenAICompatBackend(Backend):
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         if urlparse(self.base_url).scheme not in ("http", "https"):
             raise UserError(f"The base URL '{self.base_url}' is not an http(s) URL.", "Write it like openai:MODEL@http://127.0.0.1:8080/v1.")
+        _refuse_credentials_in(self.base_url, api_key_env)
         key = os.environ.get(api_key_env)
         if not key and not _is_loopback(self.base_url):
             raise UserError(
