@@ -133,6 +133,9 @@ def test_fault_mix_through_cli(tmp_path, template):
     assert all(r["generation"].startswith("echo: ") for r in written)
     assert not (tmp_path / "out.failures.jsonl").exists()
     assert "30 requests sent, 0 cache hits, 0 failed" in result.stdout
+    # The server saw every retry: the summary counts attempts too, as the server does.
+    summary = " ".join(result.stdout.split())
+    assert f"{stats['total_received']} attempts ({stats['total_faults']} retries)" in summary
     for fault in ("rate_limit", "server_error", "malformed", "truncated"):
         assert stats["faults"][fault] > 0, stats["faults"]
     assert stats["total_received"] == len(rows) + stats["total_faults"]

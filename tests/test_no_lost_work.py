@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from synthwright.llm.cache import RequestCache
+from synthwright.pipeline.rundir import RunDirectory
 from tests.conftest import REPO, run_cli
 from tests.support.openai_stub import StubServer
 from tests.test_resume import StubProcess, committed_responses, wait_for
@@ -172,3 +174,40 @@ def test_run_with_failed_rows_exits_1_and_keeps_the_good_export(tmp_path):
     assert f"kept the earlier {final}" in last_lines
     assert final.read_bytes() == before
     assert read_jsonl(run_dir / "final.incomplete.jsonl") == []
+
+
+# -- 6. counts that add up after a kill -------------------------------------------------------------
+def test_a_killed_runs_paid_requests_are_counted_by_inspect_as_by_usage(tmp_path):
+    """Killed mid-batch, rerun: the requests the killed process paid for are served from the
+    cache, but the step's counters still count them as sent, with their tokens, as the call
+    log (what `usage` reads) does."""
+    answered_before_gate = 5
+    stub = StubProcess("--pause-after-n-answers", str(answered_before_gate))
+    cache = tmp_path / "cache.sqlite"
+    run_dir = tmp_path / "run"
+    command = ["run", str(write_pipeline(tmp_path, stub.base_url, 32)), "--run-dir", str(run_dir), "--cache", str(cache)]
+    first = start_cli(command)
+    try:
+        wait_for(lambda: committed_responses(cache) == answered_before_gate and stub.stats()["waiting"] > 0,
+                 timeout=60, what="answers committed and requests held at the gate")
+        stats = kill_then_finish(first, stub, command)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        stub.stop()
+    assert set(stats["answered"].values()) == {1} and len(stats["answered"]) == N
+
+    step = RunDirectory(run_dir).merged_stats("questions")
+    with_cache = RequestCache(cache)
+    try:
+        (logged,) = [row for row in with_cache.calls_summary() if row["step"] == "questions"]
+    finally:
+        with_cache.close()
+    assert logged["sent"] == N
+    assert (step.requests_sent, step.cache_hits) == (N, 0)
+    assert (step.prompt_tokens, step.completion_tokens) == (logged["prompt_tokens"], logged["completion_tokens"])
+    inspect = run_cli("inspect", str(run_dir), env={"COLUMNS": "300"}, timeout=60)
+    assert inspect.returncode == 0, inspect.stderr
+    (line,) = [line for line in inspect.stdout.splitlines() if "questions" in line and "done" in line]
+    cells = [cell.strip() for cell in line.split("│")]
+    assert cells[7:9] == [str(N), "0"]  # sent, cached

@@ -84,7 +84,9 @@ def _print_summary(summary: GenerateSummary) -> None:
     cost = f", ${usage.cost:.4f}" if usage.cost else ""
     out.print(
         f"[green]wrote {summary.rows_written} rows[/] to {summary.output} in {summary.elapsed_s:.1f}s: "
-        f"{usage.sent} requests sent, {usage.cache_hits} cache hits, {usage.failed} failed, "
+        f"{usage.sent} requests sent, {usage.cache_hits} cache hits, {usage.failed} failed; "
+        # The server sees every attempt, retries included: say so, or its count looks like a bug.
+        f"{usage.sent + usage.retries} attempts ({usage.retries} retries); "
         f"{usage.prompt_tokens:,} prompt + {usage.completion_tokens:,} completion tokens{cost}"
     )
     if summary.failed:

@@ -173,6 +173,7 @@ class StepContext:
             step=step_name, max_concurrency=self.max_concurrency, timeout_s=self.timeout_s,
             retry=RetryPolicy(max_attempts=self.max_attempts), read_cache=self.read_cache,
             write_cache=self.write_cache, seed=self.run_seed,
+            owner=f"{self.run_dir.resolve()}::{step_name}" if self.run_dir else None,
         )
         return LLMEngine(self.backend(spec), self.cache(), options)
 

@@ -47,6 +47,9 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX calls_model_step ON calls (model, step);
         """,
     ),
+    # Who paid for a response (a run folder's step): when a killed run's step runs again, the
+    # answers it had already paid for count as its own sends, not as free cache hits.
+    ("002_response_owner", "ALTER TABLE responses ADD COLUMN owner TEXT"),
 ]
 
 
@@ -126,12 +129,18 @@ class RequestCache:
 
     # -- responses -------------------------------------------------------------------
     def get(self, key: str) -> LLMResponse | None:
-        row = self._db.execute("SELECT response FROM responses WHERE key=?", (key,)).fetchone()
-        return LLMResponse.from_cache_json(row[0]) if row else None
+        found = self.get_with_owner(key)
+        return found[0] if found else None
 
-    def queue_response(self, key: str, model: str, response: LLMResponse) -> None:
-        """Remember a completed response; durable at the next `flush()`."""
-        self._pending_responses.append((key, model, response.to_cache_json(), time.time()))
+    def get_with_owner(self, key: str) -> tuple[LLMResponse, str | None] | None:
+        """The stored response and who paid for it (see `queue_response`), or None."""
+        row = self._db.execute("SELECT response, owner FROM responses WHERE key=?", (key,)).fetchone()
+        return (LLMResponse.from_cache_json(row[0]), row[1]) if row else None
+
+    def queue_response(self, key: str, model: str, response: LLMResponse, owner: str | None = None) -> None:
+        """Remember a completed response; durable at the next `flush()`. `owner` names the
+        work that paid for it (a run folder's step), so that work can count it as its own."""
+        self._pending_responses.append((key, model, response.to_cache_json(), time.time(), owner))
 
     def count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
@@ -181,7 +190,9 @@ class RequestCache:
         self._pending_responses, self._pending_calls = [], []
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", responses)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO responses (key, model, response, created, owner) VALUES (?, ?, ?, ?, ?)", responses
+            )
             self._db.executemany(
                 "INSERT INTO calls (ts, model, step, key, cache_hit, prompt_tokens, completion_tokens,"
                 " latency_s, attempts, error, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -33,6 +33,9 @@ class EngineOptions:
     write_cache: bool = True  # False with --no-cache
     price: Price | None = None
     seed: int = 0  # for retry jitter only
+    # Who pays (a run folder's step). A cached answer this same owner paid for earlier (in a
+    # run that was killed before it could record it) counts as sent, with its tokens and cost.
+    owner: str | None = None
 
 
 class LLMEngine:
@@ -43,6 +46,7 @@ class LLMEngine:
         self.usage = UsageTotals()
         self._rng = random.Random(options.seed)
         self._flush_scheduled = False
+        self._sent_here: set[str] = set()  # keys this engine sent itself
         concurrency = options.max_concurrency or backend.default_concurrency
         self.limiter = AdaptiveLimiter(concurrency)
 
@@ -76,18 +80,22 @@ class LLMEngine:
         """
         for index, request in indexed:
             key = request.cache_key(identity)
-            cached = self.cache.get(key) if (self.cache is not None and self.options.read_cache) else None
-            if cached is None:
+            found = self.cache.get_with_owner(key) if (self.cache is not None and self.options.read_cache) else None
+            if found is None:
                 yield index, request, key
                 continue
-            self._account(key, cached)
+            cached, owner = found
+            # Paid by this owner in an earlier process, not by this engine a moment ago.
+            paid_earlier = owner is not None and owner == self.options.owner and key not in self._sent_here
+            self._account(key, cached, paid_by_us=paid_earlier)
             on_result(index, request, cached)
 
     async def _worker(self, to_send: Iterator, identity: str, on_result: ResultCallback) -> None:
         for index, request, key in to_send:
+            self._sent_here.add(key)
             response = await self._send_with_retries(request)
             if response.ok and self.cache is not None and self.options.write_cache:
-                self.cache.queue_response(key, identity, response)
+                self.cache.queue_response(key, identity, response, self.options.owner)
             self._account(key, response)
             on_result(index, request, response)
 
@@ -120,10 +128,11 @@ class LLMEngine:
         reason = f"gave up after {attempts} attempts: {exc.reason}" if gave_up else exc.reason
         return LLMResponse(error=reason, attempts=attempts, latency_s=time.perf_counter() - started)
 
-    def _account(self, key: str, response: LLMResponse) -> None:
+    def _account(self, key: str, response: LLMResponse, paid_by_us: bool = False) -> None:
         price = self.options.price
         cost = price.cost(response.usage.prompt_tokens, response.usage.completion_tokens) if price else None
-        self.usage.add(response, cost)
+        # The call log (what `usage` reads) already holds the send; only our totals count it again.
+        self.usage.add(response.model_copy(update={"cached": False}) if paid_by_us else response, cost)
         if self.cache is None:
             return
         self.cache.queue_call(
