@@ -361,3 +361,21 @@ def test_a_rows_file_is_reviewed_and_its_labels_sit_beside_it(tmp_path, run_dir)
     assert source.labels_path("queries.judged") == tmp_path / "queries.judged.human.jsonl"
     with pytest.raises(KeyError):
         source.entries("../queries.judged")
+
+
+def test_row_ids_with_a_slash_link_to_their_row(tmp_path):
+    data = tmp_path / "docs.jsonl"
+    ids = ["docs/intro.md", "src/pkg/mod.py#L10"]
+    data.write_text("".join(json.dumps({"id": i, "text": f"text of {i}"}) + "\n" for i in ids), encoding="utf-8")
+    served = Server(data)
+    try:
+        status, listing, _ = served.raw("GET", "/rows?step=docs")
+        assert status == 200, listing
+        links = re.findall(r'class="rowid" href="([^"]+)"', listing)
+        assert len(links) == len(ids)
+        for link, row_id in zip(sorted(links), sorted(ids)):
+            status, page, _ = served.raw("GET", link.replace("&amp;", "&"))
+            assert status == 200, (link, status)
+            assert f"text of {row_id}" in page
+    finally:
+        served.stop()

@@ -180,7 +180,8 @@ def create_app(source: Source, options: ReviewOptions = ReviewOptions()):
                     page_number=page_number, pages=pages, facets=facets(source.step_entries(step)), kinds=KINDS,
                     low=low or "", high=high or "")
 
-    @app.get("/row/{key}", response_class=HTMLResponse)
+    # `:path`: a row id may hold "/" (a file path, a URL), which the link keeps as it is.
+    @app.get("/row/{key:path}", response_class=HTMLResponse)
     def row(key: str, step: str | None = None):
         entry = source.find(key, prefer_step=step if step in source.steps() else None)
         if entry is None:
