@@ -40,9 +40,9 @@ def files(tmp_path) -> dict[str, Path]:
     return {"template": template, "input": inp, "output": tmp_path / "out.jsonl", "dir": tmp_path}
 
 
-def generate_args(files: dict, base_url: str, *extra: str) -> list[str]:
+def generate_args(files: dict, base_url: str, *extra: str, output: Path | None = None) -> list[str]:
     return ["generate", "-m", f"openai:stub-model@{base_url}", "-t", str(files["template"]), "-i", str(files["input"]),
-            "-o", str(files["output"]), *extra]
+            "-o", str(output or files["output"]), *extra]
 
 
 def start_cli(args: list[str]) -> subprocess.Popen:
@@ -94,6 +94,35 @@ def test_second_writer_is_refused_and_a_killed_writer_leaves_no_stale_lock(files
     assert not files["output"].with_name("out.failures.jsonl").exists()
     assert stats["faults"]["server_error"] > 0
     assert len(stats["answered"]) == N and set(stats["answered"].values()) == {1}  # nothing paid twice
+
+
+def test_two_processes_sharing_a_cache_never_send_one_request_twice(files):
+    """Two generates with the same requests and different outputs share one request cache. A
+    sends its first 4 (held at the server's gate); B, started then, finds those 4 in flight
+    and waits for their answers instead of sending them, while it sends the next 4 itself.
+    Each request reaches the server once, and both outputs are whole."""
+    stub = StubProcess("--pause-after-n-answers", "0")
+    cache = files["dir"] / "cache.sqlite"
+    other = files["dir"] / "other.jsonl"
+    first = start_cli(generate_args(files, stub.base_url, "--cache", str(cache), "--concurrency", "4"))
+    second = None
+    try:
+        wait_for(lambda: stub.stats()["waiting"] == 4, timeout=60, what="the first process's requests at the gate")
+        second = start_cli(generate_args(files, stub.base_url, "--cache", str(cache), "--concurrency", "8", output=other))
+        wait_for(lambda: stub.stats()["waiting"] >= 8, timeout=60, what="the second process's requests at the gate")
+        stub.release()
+        assert first.wait(timeout=120) == 0
+        assert second.wait(timeout=120) == 0
+        stats = wait_for(lambda: (s := stub.stats())["total_answered"] >= N and s, timeout=10, what="all answers")
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+        stub.stop()
+    assert len(stats["received"]) == N and set(stats["received"].values()) == {1}
+    mine, theirs = read_jsonl(files["output"]), read_jsonl(other)
+    assert [r["generation"] for r in mine] == [r["generation"] for r in theirs]
+    assert [r["topic"] for r in mine] == [f"topic {i}" for i in range(N)]
 
 
 # -- 3. a failed rerun never empties a complete earlier output ------------------------------------

@@ -1,7 +1,9 @@
 """SQLite request cache and call log.
 
 The cache maps `LLMRequest.cache_key(model identity)` to the stored response, so a
-request that completed once is never sent again, across crashes and reruns. The call log
+request that completed once is never sent again, across crashes and reruns. While a request
+is in flight its key is claimed, so another process sharing the cache waits for that answer
+instead of sending the same request (a dead process's claims are taken over). The call log
 keeps one row per call (sent or served from cache) for usage accounting and audits.
 
 Writes are group-committed: the engine queues results and flushes once per event-loop
@@ -11,8 +13,11 @@ commit survive `kill -9` of the writing process.
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +55,14 @@ MIGRATIONS: list[tuple[str, str]] = [
     # Who paid for a response (a run folder's step): when a killed run's step runs again, the
     # answers it had already paid for count as its own sends, not as free cache hits.
     ("002_response_owner", "ALTER TABLE responses ADD COLUMN owner TEXT"),
+    # Requests in flight, by the process sending them (see RequestCache.claim).
+    ("003_claims", "CREATE TABLE claims (key TEXT PRIMARY KEY, holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, ts REAL NOT NULL)"),
 ]
+
+HOST = socket.gethostname()
+# A claim this old is stale whoever holds it: longer than any request with all its retries
+# (6 attempts of 120 s plus backoff), and a bound on waiting for a host we cannot ask.
+STALE_CLAIM_S = 1800.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,8 @@ class RequestCache:
             ) from None
         self._pending_responses: list[tuple[str, str, str, float, str | None]] = []
         self._pending_calls: list[tuple] = []
+        self._pending_releases: list[tuple[str, str]] = []
+        self.holder = uuid.uuid4().hex  # this cache object: one process may open several
 
     def _open_shared(self, patience_s: float = 60.0) -> sqlite3.Connection:
         """Connect, switch to WAL and migrate, waiting out other processes doing the same.
@@ -142,6 +156,31 @@ class RequestCache:
         work that paid for it (a run folder's step), so that work can count it as its own."""
         self._pending_responses.append((key, model, response.to_cache_json(), time.time(), owner))
 
+    # -- requests in flight ----------------------------------------------------------------
+    def claim(self, key: str) -> bool:
+        """Claim `key` for sending; False while another live process has it claimed. Two
+        processes sharing the cache then never send the same request at once."""
+        if self._held_by_another(key):  # a plain read first: waiting takes no write lock
+            return False
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            free = not self._held_by_another(key)
+            if free:
+                self._db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?)", (key, self.holder, HOST, os.getpid(), time.time()))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return free
+
+    def _held_by_another(self, key: str) -> bool:
+        row = self._db.execute("SELECT holder, host, pid, ts FROM claims WHERE key=?", (key,)).fetchone()
+        return row is not None and row[0] != self.holder and _claim_alive(*row[1:])
+
+    def queue_release(self, key: str) -> None:
+        """Give up the claim on `key` at the next `flush()`, with its response (if any)."""
+        self._pending_releases.append((key, self.holder))
+
     def count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
@@ -184,10 +223,10 @@ class RequestCache:
     # -- durability ----------------------------------------------------------------------
     def flush(self) -> None:
         """Write everything queued in one transaction."""
-        if not self._pending_responses and not self._pending_calls:
+        if not self._pending_responses and not self._pending_calls and not self._pending_releases:
             return
-        responses, calls = self._pending_responses, self._pending_calls
-        self._pending_responses, self._pending_calls = [], []
+        responses, calls, releases = self._pending_responses, self._pending_calls, self._pending_releases
+        self._pending_responses, self._pending_calls, self._pending_releases = [], [], []
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.executemany(
@@ -198,6 +237,7 @@ class RequestCache:
                 " latency_s, attempts, error, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 calls,
             )
+            self._db.executemany("DELETE FROM claims WHERE key=? AND holder=?", releases)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -205,4 +245,20 @@ class RequestCache:
 
     def close(self) -> None:
         self.flush()
+        self._db.execute("DELETE FROM claims WHERE holder=?", (self.holder,))  # e.g. after Ctrl-C
         self._db.close()
+
+
+def _claim_alive(host: str, pid: int, ts: float) -> bool:
+    """Whether the process that claimed a request may still be sending it."""
+    if time.time() - ts > STALE_CLAIM_S:
+        return False
+    if host != HOST:
+        return True  # another machine's process cannot be asked; its claim ages out
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False  # killed (kill -9 included): its claims are free
+    except PermissionError:
+        pass  # alive, another user's
+    return True

@@ -21,6 +21,7 @@ from synthwright.llm.records import LLMRequest, LLMResponse
 from synthwright.llm.usage import Price, UsageTotals
 
 ResultCallback = Callable[[int, LLMRequest, LLMResponse], None]
+CLAIM_POLL_S = 0.1  # how often a request another process is sending is looked for in the cache
 
 
 @dataclass(frozen=True)
@@ -92,12 +93,33 @@ class LLMEngine:
 
     async def _worker(self, to_send: Iterator, identity: str, on_result: ResultCallback) -> None:
         for index, request, key in to_send:
+            answered = await self._claim(key)
+            if answered is not None:  # another process sent it while we waited
+                self._account(key, answered)
+                on_result(index, request, answered)
+                continue
             self._sent_here.add(key)
             response = await self._send_with_retries(request)
-            if response.ok and self.cache is not None and self.options.write_cache:
-                self.cache.queue_response(key, identity, response, self.options.owner)
+            if self.cache is not None:
+                if response.ok and self.options.write_cache:
+                    self.cache.queue_response(key, identity, response, self.options.owner)
+                self.cache.queue_release(key)
             self._account(key, response)
             on_result(index, request, response)
+
+    async def _claim(self, key: str) -> LLMResponse | None:
+        """Wait while another process sharing the cache sends `key`. Returns its answer when
+        it got one, or None once this process holds the claim and may send."""
+        if self.cache is None:
+            return None
+        while not self.cache.claim(key):
+            await asyncio.sleep(CLAIM_POLL_S)
+        # The other process may have answered and let go between our cache lookup and the
+        # claim: its answer and its release are committed together, so look once more.
+        answer = self.cache.get(key) if self.options.read_cache else None
+        if answer is not None:
+            self.cache.queue_release(key)
+        return answer
 
     async def _send_with_retries(self, request: LLMRequest) -> LLMResponse:
         started = time.perf_counter()
