@@ -175,8 +175,10 @@ def test_killed_worker_loses_and_repeats_nothing(tmp_path, ray_cluster):
         # Each distinct request was answered once: the rerun batch took its earlier answers from the cache.
         stats = wait_for(lambda: (s := stub.stats())["total_answered"] >= 24 and s, timeout=10, what="all answers")
         assert stats["total_answered"] == 24 and set(stats["answered"].values()) == {1}
+        # The 5 answers the killed workers paid for come from the cache, yet count as this step's
+        # sends, as the call log (what `usage` reads) counts them: the step's costs add up.
         gen = outcome["result"].outcomes[1].fresh
-        assert (gen.cache_hits, gen.requests_sent) == (answered_first, 24 - answered_first)
+        assert (gen.cache_hits, gen.requests_sent) == (0, 24)
     finally:
         stub.stop()
 
