@@ -341,3 +341,29 @@ def test_macro_f1_matches_scikit_learn_when_a_label_is_absent():
 
     truth, predicted = [0, 0, 1, 1, 2], [0, 1, 1, 1, 0]  # label 3 of 4 appears nowhere
     assert scores(truth, predicted, 4)["macro_f1"] == pytest.approx(f1_score(truth, predicted, average="macro"))
+
+
+@pytest.mark.parametrize("kind, weighted", [("lr", False), ("finetune", False), ("finetune", True)])
+def test_students_train_save_load_and_predict(kind, weighted, tmp_path):
+    """Both student kinds on the real MiniLM weights; a saved student predicts as it did."""
+    from synthwright.classify.students import ClassifierSettings, load_student, train_classifier
+
+    rows = sentiment_rows()
+    texts, labels = [r["text"] for r in rows], [r["label"] for r in rows]
+    settings = ClassifierSettings(kind=kind, epochs=1, batch_size=4, max_length=32, regularisation=10.0)
+    card = train_classifier(texts, labels, ["negative", "positive"], settings, tmp_path / "s",
+                            weights=[1.0, 0.5, 1.0, 1.0, 0.2, 1.0] if weighted else None, key="k1")
+    assert card["examples"] == 6 and card["key"] == "k1" and card["weighted"] is weighted
+    student = load_student(tmp_path / "s")
+    probs = student.predict_proba(texts)
+    assert probs.shape == (6, 2) and np.allclose(probs.sum(axis=1), 1.0)
+    if kind == "lr":  # ten-fold weaker regularisation on six clear texts: it fits them
+        assert [["negative", "positive"][i] for i in probs.argmax(axis=1)] == labels
+
+
+def test_a_folder_without_a_student_is_a_clear_error(tmp_path):
+    from synthwright.classify.students import load_student
+
+    with pytest.raises(UserError) as caught:
+        load_student(tmp_path)
+    assert "no trained classifier" in caught.value.problem

@@ -28,16 +28,19 @@ from synthwright.llm.records import LLMRequest, LLMResponse, Message, SamplingPa
 
 MEMBERS = ("teacher", "embedding", "crossfit")
 
-LABEL_PROMPT = """Classify the {register} below into exactly one of these classes:
+# The text comes first and the question after it. Measured on 40 real AG News train articles
+# with the 1.5B teacher (docs/results.md): question and class list first, text last 0.525;
+# text first, then the classes with their descriptions 0.725 (0.75 with the names alone).
+LABEL_PROMPT = """{text}
+
+Which of these classes does this {register} belong to?
 {classes}
-
-Text: {text}
-
 Answer with the class name only."""
 
 
 def label_prompt(task: TaskSpec, text: str) -> str:
-    """The classification question; the text comes last, so every request shares the prefix."""
+    """The classification question, asked after the text (a small model reads the labels it
+    must choose from better right before it answers)."""
     classes = "\n".join(f"- {label.name}" + (f": {label.description}" if label.description else "") for label in task.labels)
     return LABEL_PROMPT.format(register=task.text_register, classes=classes, text=text)
 

@@ -103,9 +103,9 @@ class FineTunedStudent:
             columns["weight"] = [float(w) for w in weights]
         data = Dataset.from_dict(columns).map(
             lambda batch: self.tokenizer(batch["text"], truncation=True, max_length=self.max_length), batched=True, remove_columns=["text"])
-        args = TrainingArguments(
+        args = TrainingArguments(  # warmup_steps below 1 is a share of all steps
             output_dir=str(workdir / "checkpoints"), num_train_epochs=settings.epochs, per_device_train_batch_size=settings.batch_size,
-            learning_rate=settings.learning_rate, warmup_ratio=0.1, weight_decay=0.01, label_smoothing_factor=settings.label_smoothing,
+            learning_rate=settings.learning_rate, warmup_steps=0.1, weight_decay=0.01, label_smoothing_factor=settings.label_smoothing,
             seed=settings.seed, save_strategy="no", logging_steps=20, report_to=[], use_cpu=True, disable_tqdm=True,
             remove_unused_columns=weights is None,
         )
