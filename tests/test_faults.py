@@ -45,6 +45,7 @@ def run_engine(engine: LLMEngine, requests: list[LLMRequest]) -> tuple[dict[int,
         results.setdefault(index, []).append(response)
 
     usage = engine.run(requests, on_result)
+    engine.close()  # its connections; a later run on the same engine opens new ones
     return results, usage
 
 

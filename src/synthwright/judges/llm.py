@@ -32,7 +32,7 @@ def run_requests(
     if progress is not None:
         progress.start(len(requests))
     try:
-        totals = context.engine(model, step_name).run((requests[i] for i in order), on_result)
+        totals = context.engine(model).run((requests[i] for i in order), on_result, step=step_name)
     finally:
         if progress is not None:
             progress.finish()

@@ -7,7 +7,8 @@ slow down) or `PermanentError` (retrying cannot help).
 
 New backends register like a third-party plugin would: subclass `Backend`, decorate with
 `@register_backend("name")`; packages can also expose one through the
-`synthwright.backends` entry-point group.
+`synthwright.backends` entry-point group. A backend's settings are its typed `Options`
+(a pydantic model that forbids unknown keys): what a pipeline's `models:` entry may set.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from synthwright.errors import UserError
 from synthwright.llm.records import LLMRequest, LLMResponse
+from synthwright.llm.usage import Price
 
 
 class BackendError(Exception):
@@ -41,10 +45,42 @@ class PermanentError(BackendError):
     """Retrying cannot help (bad request, unknown model, missing key)."""
 
 
+class BackendOptions(BaseModel):
+    """Settings of one model in a run. These three are the engine's, for every backend; a
+    backend's subclass adds its own (which reach its constructor as keyword arguments)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_concurrency: int | None = Field(None, ge=1, description="Requests in flight at most (default: the backend's; --concurrency lowers it)")
+    timeout: float | None = Field(None, gt=0, description="Seconds to wait for one answer (default 120)")
+    price: str | None = Field(None, description="Dollars per million tokens, INPUT/OUTPUT, e.g. 0.15/0.60 (for cost accounting)")
+
+    ENGINE_FIELDS: ClassVar[tuple[str, ...]] = ("max_concurrency", "timeout", "price")
+
+    @field_validator("price")
+    @classmethod
+    def _readable_price(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                Price.parse(value)
+            except UserError as exc:
+                raise ValueError(f"{exc.problem} {exc.fix}") from None
+        return value
+
+    def parsed_price(self) -> Price | None:
+        return Price.parse(self.price) if self.price is not None else None
+
+    def backend_kwargs(self) -> dict[str, Any]:
+        """The backend's own settings that were given, as its constructor takes them."""
+        return self.model_dump(exclude=set(self.ENGINE_FIELDS), exclude_unset=True)
+
+
 class Backend(ABC):
     """Talks to one model. Subclasses implement `complete` and `identity`."""
 
     name: ClassVar[str]
+    #: The settings a pipeline's `models:` entry may give this backend.
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
     #: How many requests the engine may have in flight by default.
     default_concurrency: ClassVar[int] = 1
     #: Whether it answers `LLMRequest.continuation` (needs the prompt's log-probabilities, which
@@ -79,6 +115,11 @@ class Backend(ABC):
     async def aclose(self) -> None:
         """Release connections or memory."""
 
+    @classmethod
+    def summary(cls) -> str:
+        """The first line of the class's docstring (what `synthwright steps` shows)."""
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
 
 def continuation_refusal(backend: str) -> str:
     """Why a backend without `scores_continuations` cannot answer a continuation request."""
@@ -104,6 +145,14 @@ def _load_plugins() -> None:
     for entry in entry_points(group="synthwright.backends"):
         if entry.name not in BACKENDS:
             entry.load()
+
+
+def backend_types() -> dict[str, type[Backend]]:
+    """Every backend by name: the built-in ones and those plugins register."""
+    from synthwright.llm.backends import llamacpp, openai_compat  # noqa: F401
+
+    _load_plugins()
+    return dict(BACKENDS)
 
 
 def backend_class(name: str) -> type[Backend]:

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from synthwright.errors import UserError, require_module
-from synthwright.llm.backends.base import Backend, PermanentError, register_backend
+from synthwright.llm.backends.base import Backend, BackendOptions, PermanentError, register_backend
 from synthwright.llm.offline_models import OFFLINE_MODELS, ensure_model_file
 from synthwright.llm.records import LLMRequest, LLMResponse, TokenLogprob, Usage, parse_json_answer
 
@@ -40,8 +41,17 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum())
 
 
+class LlamaCppOptions(BackendOptions):
+    n_ctx: int = Field(4096, ge=64, description="Context length in tokens (prompt and answer together)")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores)")
+    n_batch: int = Field(512, ge=1, description="Prompt tokens evaluated per llama.cpp call")
+
+
 @register_backend("llamacpp")
 class LlamaCppBackend(Backend):
+    """In-process GGUF model (llama-cpp-python): llamacpp:NAME of an offline model, or llamacpp:/path/m.gguf."""
+
+    Options = LlamaCppOptions
     default_concurrency = 1  # one model, one sequence: requests queue, in order
     scores_continuations = True
 
