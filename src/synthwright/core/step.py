@@ -225,6 +225,9 @@ class Step(ABC):
     #: columns the step reads from each row (checked before it runs)
     input_columns: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    #: Raise it when the step computes something else from the same options: run folders then
+    #: redo the step instead of reusing its batches (0, never raised, stays out of fingerprints).
+    version: ClassVar[int] = 0
 
     def __init__(self, name: str, options: StepOptions, context: StepContext):
         self.name = name
