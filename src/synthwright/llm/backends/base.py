@@ -86,6 +86,8 @@ class Backend(ABC):
     #: Whether it answers `LLMRequest.continuation` (needs the prompt's log-probabilities, which
     #: an OpenAI-style chat API never returns); the engine refuses such requests otherwise.
     scores_continuations: ClassVar[bool] = False
+    #: Whether `render_chat` shows the model's own chat template as text (what Magpie builds on).
+    renders_chat: ClassVar[bool] = False
 
     def __init__(self, target: str, **options: Any):
         self.target = target
@@ -111,6 +113,10 @@ class Backend(ABC):
         if request.prompt is not None:
             return request.prompt
         return "\n".join(f"{m.role}: {m.content}" for m in request.messages or ())
+
+    def render_chat(self, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        """The model's chat template applied to `messages`, where `renders_chat` says it can."""
+        raise PermanentError(f"the {self.name} backend cannot show its model's chat template")
 
     async def aclose(self) -> None:
         """Release connections or memory."""

@@ -54,6 +54,7 @@ class LlamaCppBackend(Backend):
     Options = LlamaCppOptions
     default_concurrency = 1  # one model, one sequence: requests queue, in order
     scores_continuations = True
+    renders_chat = True
 
     def __init__(self, target: str, n_ctx: int = 4096, n_threads: int | None = None, n_batch: int = 512, **options: Any):
         super().__init__(target, **options)

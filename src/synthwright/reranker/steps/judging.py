@@ -10,24 +10,28 @@ from pydantic import Field, field_validator
 from synthwright.core.lineage import Row
 from synthwright.core.step import BatchResult, RowStep, StepOptions, StepStats, register_step
 from synthwright.errors import UserError
+from synthwright.judges.members import EMBEDDING, LIKELIHOOD, parse_member, parse_members
 from synthwright.reranker.corpus import corpus_fingerprint, corpus_texts, open_corpus, shared_retriever
 from synthwright.reranker.queries import JUDGE_INSTRUCTIONS
 from synthwright.reranker.steps.base import DEFAULT_TEACHER, PassThroughStage, ReadsCorpus, Style, write_json_report
-from synthwright.reranker.teacher import LIKELIHOOD_FINGERPRINT, likelihood_model, likelihood_unsupported
+from synthwright.reranker.teacher import LIKELIHOOD_FINGERPRINT, likelihood_unsupported
 
 
 def likelihood_fingerprint(judges: list[str]) -> dict[str, Any]:
     """The likelihood prompt, for steps with a `likelihood:` member only (pairwise runs keep theirs)."""
-    return {"likelihood": LIKELIHOOD_FINGERPRINT} if any(likelihood_model(spec) for spec in judges) else {}
+    return {"likelihood": LIKELIHOOD_FINGERPRINT} if any(m.kind == LIKELIHOOD for m in parse_members(judges)) else {}
 
 
 def checked_judges(judges: list[str]) -> list[str]:
-    """A `likelihood:MODEL` member needs a model that gives the prompt's log-probabilities."""
+    """Each member parses; the embedding member is the retriever's MiniLM; a `likelihood:MODEL`
+    member needs a model that gives the prompt's log-probabilities."""
     for spec in judges:
-        model = likelihood_model(spec)
-        problem = likelihood_unsupported(model) if model is not None else None
+        member = parse_member(spec)
+        if member.kind == EMBEDDING and member.target != "minilm":
+            raise ValueError(f"judge '{spec}': the embedding member uses the candidates' MiniLM scores: write `embedding`")
+        problem = likelihood_unsupported(member.target) if member.kind == LIKELIHOOD else None
         if problem:
-            raise ValueError(f"judge '{spec}': {problem}: use likelihood:llamacpp:MODEL, or '{model}' as a pairwise member")
+            raise ValueError(f"judge '{spec}': {problem}: use likelihood:llamacpp:MODEL, or '{member.target}' as a pairwise member")
     return judges
 
 
@@ -56,11 +60,6 @@ class PairJudgeStep(ReadsCorpus, RowStep):
     input_columns = ("query_id", "query", "doc_id", "candidates", "bm25", "dense")
     default_batch_size = 64
 
-    def __init__(self, name, options: PairJudgeOptions, context):
-        super().__init__(name, options, context)
-        self.llm_specs = [spec for spec in options.judges if spec not in ("bm25", "embedding")]
-        self._embedding = None
-
     def output_columns(self) -> tuple[str, ...]:
         return ("comparisons",)
 
@@ -73,7 +72,7 @@ class PairJudgeStep(ReadsCorpus, RowStep):
         from synthwright.reranker.judging import judge_batch
 
         result = BatchResult.for_input(len(rows))
-        judged, usage = judge_batch(rows, self.options, self.context, self.name, self.llm_specs, corpus_texts(open_corpus(self._spec())))
+        judged, usage = judge_batch(rows, self.options, self.context, self.name, corpus_texts(open_corpus(self._spec())))
         for row in judged:
             result.keep(row)
         for spec_usage in usage:
@@ -119,8 +118,7 @@ class CalibrateJudgesStage(ReadsCorpus, PassThroughStage):
         if not calibration:
             raise UserError(f"None of the {len(sample)} calibration queries has a relevant document in the corpus.",
                             "Check that the qrels belong to this corpus (their corpus-ids must be its _ids).")
-        llm_specs = [spec for spec in o.judges if spec not in ("bm25", "embedding")]
-        judged, usage = judge_batch(calibration, CalibrationOptions(o.judges, o.max_chars), self.context, self.name, llm_specs, texts)
+        judged, usage = judge_batch(calibration, CalibrationOptions(o.judges, o.max_chars), self.context, self.name, texts)
         members = sorted({m for row in judged for c in row["comparisons"] for m in c["by"]})
         write_json_report(self.context.output_path(o.output), {**calibrate_members(judged, members), "rows": judged})
         for spec_usage in usage:
