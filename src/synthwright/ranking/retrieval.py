@@ -15,34 +15,19 @@ queries.jsonl, qrels/*.tsv).
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from synthwright.errors import UserError, require_module
+from synthwright.io.rows import read_jsonl
 
 RANKING_EXTRA = "'synthwright[ranking]'"
 METHODS = ("bm25", "dense", "hybrid")
 RRF_K = 60
 ANN_THRESHOLD = 200_000  # exact search is fast enough below this many documents
 Ranking = list[tuple[str, float]]
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"File '{path}' does not exist.")
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise UserError(f"{path}:{number} is not valid JSON ({exc.msg}).") from None
-    return rows
 
 
 def load_corpus(path: str | Path) -> dict[str, dict]:

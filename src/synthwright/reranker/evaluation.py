@@ -32,7 +32,7 @@ METRICS = ("ndcg@10", "mrr@10", "recall@100")
 
 
 def read_queries(path: str | Path) -> dict[str, str]:
-    from synthwright.ranking.retrieval import read_jsonl
+    from synthwright.io.rows import read_jsonl
 
     path = Path(path)
     path = path / "queries.jsonl" if path.is_dir() else path
