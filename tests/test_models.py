@@ -129,3 +129,24 @@ def test_steps_lists_the_backends_and_their_options():
     for option in ("llamacpp", "n_ctx", "n_threads", "openai", "api_key_env", "base_url", "json_mode",
                    "max_concurrency", "timeout", "price"):
         assert option in backends
+
+
+def test_a_ray_worker_keeps_one_engine_per_model_across_tasks(tmp_path):
+    """Each task unpickles its own copy of the run's context; the worker's copies share the
+    engines of the first one, so the limiter's learning survives from task to task."""
+    import pickle
+
+    from synthwright.pipeline.ray_executor import use_worker_handles
+
+    spec = "openai:stub-model@http://127.0.0.1:9/v1"
+    run = StepContext(run_seed=4, cache_file=tmp_path / "cache.sqlite")
+    first, second = pickle.loads(pickle.dumps(run)), pickle.loads(pickle.dumps(run))
+    use_worker_handles(first, 8)
+    engine = first.engine(spec)
+    use_worker_handles(second, 8)
+    assert second.engine(spec) is engine and second.cache() is first.cache()
+    other_run = pickle.loads(pickle.dumps(StepContext(run_seed=5, cache_file=tmp_path / "cache.sqlite")))
+    use_worker_handles(other_run, 8)
+    assert other_run.engine(spec) is not engine  # another run (or another budget) has its own
+    first.close()
+    other_run.close()

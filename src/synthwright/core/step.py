@@ -205,6 +205,12 @@ class StepContext:
         usage = self.engine(spec).run(requests, lambda i, _req, resp: answers.__setitem__(i, resp), step=step_name)
         return [answers[i] for i in range(len(answers))], usage
 
+    def use_handles_of(self, other: "StepContext") -> None:
+        """From now on, share `other`'s engines, backends and request cache (a Ray worker keeps
+        one context per run, so its engines outlive each task's unpickled copy)."""
+        self._backends, self._engines = other._backends, other._engines
+        self._cache = other.cache()  # opened now, so both hold the same connection
+
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for a worker process without its open handles: the worker opens its own."""
         return {**self.__dict__, "_backends": {}, "_engines": {}, "_cache": None, "progress_factory": None}
