@@ -5,9 +5,9 @@ back. Retries, caching, concurrency and accounting belong to `LLMEngine`, once. 
 signals what went wrong with `TransientError` (worth retrying), `RateLimited` (retry, and
 slow down) or `PermanentError` (retrying cannot help).
 
-New backends register like a third-party plugin would: subclass `Backend`, decorate with
-`@register_backend("name")`; packages can also expose one through the
-`synthwright.backends` entry-point group. A backend's settings are its typed `Options`
+Backends register like a third-party plugin's: subclass `Backend`, decorate with
+`@register_backend("name")`, and name the module in the `synthwright.backends` entry-point
+group (pyproject.toml does so for the built-in ones), so this registry imports none of them. A backend's settings are its typed `Options`
 (a pydantic model that forbids unknown keys): what a pipeline's `models:` entry may set.
 """
 
@@ -145,28 +145,25 @@ def register_backend(name: str):
     return decorate
 
 
-def _load_plugins() -> None:
+def _load_registered(name: str | None = None) -> None:
+    """Import the modules the `synthwright.backends` entry points name (the one for `name`, or
+    all): importing one registers its backend."""
     from importlib.metadata import entry_points
 
     for entry in entry_points(group="synthwright.backends"):
-        if entry.name not in BACKENDS:
+        if entry.name not in BACKENDS and name in (None, entry.name):
             entry.load()
 
 
 def backend_types() -> dict[str, type[Backend]]:
     """Every backend by name: the built-in ones and those plugins register."""
-    from synthwright.llm.backends import llamacpp, openai_compat  # noqa: F401
-
-    _load_plugins()
+    _load_registered()
     return dict(BACKENDS)
 
 
 def backend_class(name: str) -> type[Backend]:
-    # Importing the built-in modules registers them; plugins come from entry points.
-    from synthwright.llm.backends import llamacpp, openai_compat  # noqa: F401
-
     if name not in BACKENDS:
-        _load_plugins()
+        _load_registered(name)
     try:
         return BACKENDS[name]
     except KeyError:
