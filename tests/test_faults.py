@@ -8,6 +8,7 @@ OpenAI-compatible backend (aiohttp, real sockets). Retry backoff is kept small
 from __future__ import annotations
 
 import json
+import random
 import time
 from pathlib import Path
 
@@ -323,4 +324,7 @@ def test_retry_after_is_honoured(retry_after):
     assert len(attempts) == 2
     gap = attempts[1][0] - attempts[0][1]
     assert gap >= retry_after - 0.005, f"retried {gap:.3f}s after a 429 that said Retry-After {retry_after}"
-    assert gap < retry_after * 1.1 + 0.15, gap  # and not much later either
+    # Not much later either: the wait the engine asks for is Retry-After plus at most 10% jitter
+    # (checked on the policy itself, not on a wall clock that other work on the machine stretches).
+    waits = [engine.options.retry.delay(1, retry_after, random.Random(seed)) for seed in range(50)]
+    assert all(retry_after <= wait <= retry_after * 1.1 for wait in waits)
