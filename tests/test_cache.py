@@ -92,14 +92,18 @@ def make_engine(srv: StubServer, cache: RequestCache | None, **options) -> LLMEn
     return LLMEngine(backend, cache, EngineOptions(max_concurrency=4, retry=retry, **options))
 
 
-def run(engine: LLMEngine, requests: list[LLMRequest]) -> dict[int, LLMResponse]:
+def run(engine: LLMEngine, requests: list[LLMRequest], usage: list | None = None) -> dict[int, LLMResponse]:
+    """Every answer by request index; the run's usage totals go into `usage` when given."""
     results: dict[int, LLMResponse] = {}
 
     def on_result(index, request, response):
         assert index not in results
         results[index] = response
 
-    engine.run(requests, on_result)
+    totals = engine.run(requests, on_result)
+    engine.close()
+    if usage is not None:
+        usage.append(totals)
     assert sorted(results) == list(range(len(requests)))
     return results
 
@@ -111,10 +115,10 @@ def test_cached_request_is_not_sent_again(tmp_path):
             first = run(make_engine(srv, cache), requests)
             sent_first = srv.stats()["total_received"]
         with closing(RequestCache(tmp_path / "c.sqlite")) as cache:  # a new process, the same file
-            engine = make_engine(srv, cache)
-            second = run(engine, requests)
+            usage: list = []
+            second = run(make_engine(srv, cache), requests, usage)
         assert sent_first == 6 and srv.stats()["total_received"] == 6
-    assert engine.usage.cache_hits == 6 and engine.usage.sent == 0
+    assert usage[0].cache_hits == 6 and usage[0].sent == 0
     assert all(r.cached and r.attempts == 0 for r in second.values())
     assert [second[i].text for i in range(6)] == [first[i].text for i in range(6)]
     assert [second[i].usage for i in range(6)] == [first[i].usage for i in range(6)]
@@ -124,12 +128,10 @@ def test_call_log_counts_sent_and_hits_per_model_and_step(tmp_path):
     path = tmp_path / "c.sqlite"
     price = Price(1.0, 2.0)
     with StubServer(plan=FaultPlan(always_fail_matching="BAD")) as srv:
-        with closing(RequestCache(path)) as cache:
-            gen = make_engine(srv, cache, step="generate", price=price)
-            run(gen, [chat(f"g {i}") for i in range(5)] + [chat("g BAD")])
-        with closing(RequestCache(path)) as cache:
-            again = make_engine(srv, cache, step="generate", price=price)
-            run(again, [chat(f"g {i}") for i in range(5)] + [chat("g BAD")])
+        usage: list = []  # of the first generate run, then of the second
+        for _ in range(2):
+            with closing(RequestCache(path)) as cache:
+                run(make_engine(srv, cache, step="generate", price=price), [chat(f"g {i}") for i in range(5)] + [chat("g BAD")], usage)
         with closing(RequestCache(path)) as cache:
             judge = make_engine(srv, cache, step="judge")
             run(judge, [chat(f"j {i}") for i in range(3)] + [chat("g 0")])
@@ -145,9 +147,10 @@ def test_call_log_counts_sent_and_hits_per_model_and_step(tmp_path):
     # judge: 3 new requests sent, one answered from generate's cache entry.
     assert (j["sent"], j["cache_hits"], j["failures"]) == (3, 1, 0)
     # Tokens and cost count only what was sent (and answered).
-    assert g["prompt_tokens"] == gen.usage.prompt_tokens + again.usage.prompt_tokens
-    assert g["completion_tokens"] == gen.usage.completion_tokens + again.usage.completion_tokens
-    assert again.usage.prompt_tokens == 0 and again.usage.cache_hits == 5
+    first, again = usage
+    assert g["prompt_tokens"] == first.prompt_tokens + again.prompt_tokens
+    assert g["completion_tokens"] == first.completion_tokens + again.completion_tokens
+    assert again.prompt_tokens == 0 and again.cache_hits == 5
     assert g["prompt_tokens"] > 0
     expected_cost = price.cost(g["prompt_tokens"], g["completion_tokens"])
     assert g["cost"] == pytest.approx(expected_cost) and g["cost"] > 0

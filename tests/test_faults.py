@@ -8,6 +8,7 @@ OpenAI-compatible backend (aiohttp, real sockets). Retry backoff is kept small
 from __future__ import annotations
 
 import json
+import random
 import time
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def run_engine(engine: LLMEngine, requests: list[LLMRequest]) -> tuple[dict[int,
         results.setdefault(index, []).append(response)
 
     usage = engine.run(requests, on_result)
+    engine.close()  # its connections; a later run on the same engine opens new ones
     return results, usage
 
 
@@ -223,20 +225,18 @@ def test_fails_then_succeeds_on_last_allowed_attempt(tmp_path):
 
 
 # -- (d) a hanging server and a short timeout -----------------------------------------------------
-def test_hang_with_short_timeout_fails_in_bounded_time():
+def test_hang_with_short_timeout_gives_up_after_its_attempts():
     with StubServer(plan=FaultPlan(hang=1.0, hang_s=5.0)) as srv:
         engine = make_engine(srv, None, max_attempts=2, timeout_s=0.3)
-        started = time.monotonic()
         results, usage = run_engine(engine, [chat("hello")])
-        elapsed = time.monotonic() - started
         stats = srv.stats()
     (response,) = results[0]
     assert not response.ok
     assert response.error == "gave up after 2 attempts: no answer within 0.3s"
     assert response.attempts == 2
     assert stats["received"] and set(stats["received"].values()) == {2}
-    assert stats["total_answered"] == 0
-    assert 0.6 <= elapsed < 2.0, elapsed  # two 0.3 s attempts plus a short backoff, not the 5 s hang
+    assert stats["total_answered"] == 0  # each attempt was cut off by the client, not waited out
+    assert usage.failed == 1 and usage.retries == 1
 
 
 def test_hang_with_short_timeout_through_cli(tmp_path, template):
@@ -244,13 +244,12 @@ def test_hang_with_short_timeout_through_cli(tmp_path, template):
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
     with StubServer(plan=FaultPlan(hang=1.0, hang_s=10.0)) as srv:
-        started = time.monotonic()
         result = run_cli("generate", "-m", f"openai:stub-model@{srv.base_url}", "-t", str(template), "-i", str(inp),
                          "-o", str(out), "--timeout", "0.3", "--max-attempts", "2", timeout=60)
-        elapsed = time.monotonic() - started
+        stats = srv.stats()
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
-    assert elapsed < 6.0, elapsed  # well under the 10 s hang
+    assert stats["total_received"] == 4 and stats["total_answered"] == 0  # two rows, two attempts each, none waited out
     failed = read_jsonl(tmp_path / "out.failures.jsonl")
     assert sorted(f["row_index"] for f in failed) == [0, 1]
     assert all("no answer within 0.3s" in f["error"] and "gave up after 2 attempts" in f["error"] for f in failed)
@@ -328,4 +327,7 @@ def test_retry_after_is_honoured(retry_after):
     assert len(attempts) == 2
     gap = attempts[1][0] - attempts[0][1]
     assert gap >= retry_after - 0.005, f"retried {gap:.3f}s after a 429 that said Retry-After {retry_after}"
-    assert gap < retry_after * 1.1 + 0.15, gap  # and not much later either
+    # Not much later either: the wait the engine asks for is Retry-After plus at most 10% jitter
+    # (checked on the policy itself, not on a wall clock that other work on the machine stretches).
+    waits = [engine.options.retry.delay(1, retry_after, random.Random(seed)) for seed in range(50)]
+    assert all(retry_after <= wait <= retry_after * 1.1 for wait in waits)

@@ -21,7 +21,8 @@ from synthwright.judges import (
     load_rubric, model_family, select_by_score,
 )
 from synthwright.judges.base import Judge
-from synthwright.judges.factory import build_judge, split_name
+from synthwright.judges.factory import build_judge
+from synthwright.judges.members import parse_member, parse_members
 from synthwright.judges.prompts import PairwisePrompt, criterion_request, rubric_json_request, truncate
 from synthwright.judges.rubric import DEFAULT_RUBRIC
 
@@ -221,12 +222,30 @@ def test_prompt_wording_puts_the_instruction_first():
 
 
 def test_judge_specs():
-    assert split_name("strict=llamacpp:qwen2.5-coder-1.5b") == ("strict", "llamacpp:qwen2.5-coder-1.5b")
+    strict = parse_member("strict=llamacpp:qwen2.5-coder-1.5b")
+    assert (strict.name, strict.kind, strict.target) == ("strict", "llm", "llamacpp:qwen2.5-coder-1.5b")
+    assert build_judge("strict=llamacpp:qwen2.5-coder-1.5b").name == "strict"
     assert build_judge("llamacpp:qwen2.5-coder-1.5b").name == "qwen2.5-coder-1.5b"
     assert build_judge("embedding").name == "embedding" and build_judge("embedding").model is None
     assert build_judge("llamacpp:qwen2.5-coder-1.5b", "pairwise").kinds == ("pairwise",)
     with pytest.raises(UserError):
         build_judge("nosuchbackend:model")
+    with pytest.raises(UserError, match="pair_judge"):
+        build_judge("bm25")  # a reranker member: it needs the candidates' BM25 scores
+
+
+def test_members_are_parsed_once_into_kinds_and_names():
+    members = parse_members(["bm25", "embedding", "llamacpp:qwen2.5-coder-1.5b", "likelihood:llamacpp:smollm2-135m",
+                             "mine=embedding:st:/models/e5", " openai:gpt-4o@http://127.0.0.1:8080/v1 "])
+    assert [m.kind for m in members] == ["bm25", "embedding", "llm", "likelihood", "embedding", "llm"]
+    assert [m.name for m in members] == ["bm25", "embedding", "qwen2.5-coder-1.5b", "smollm2-135m (likelihood)", "mine", "gpt-4o"]
+    assert [m.target for m in members] == [None, "minilm", "llamacpp:qwen2.5-coder-1.5b", "llamacpp:smollm2-135m",
+                                           "st:/models/e5", "openai:gpt-4o@http://127.0.0.1:8080/v1"]
+    assert [m.uses_llm for m in members] == [False, False, True, True, False, True]
+    assert members[-1].spec == "openai:gpt-4o@http://127.0.0.1:8080/v1"  # as written, trimmed
+    for malformed in ("likelihood:", "bm25:extra"):
+        with pytest.raises(ValueError):
+            parse_member(malformed)
 
 
 # -- columns, lineage, report, filtering -----------------------------------------------------------

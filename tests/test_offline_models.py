@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -82,12 +81,9 @@ def test_ensure_model_file_is_idempotent_and_fast_the_second_time(monkeypatch):
 
     monkeypatch.setattr(registry, "_assemble", forbidden)
     monkeypatch.setattr(registry, "_sha256", forbidden)
-    started = time.perf_counter()
     second = ensure_model_file(TINY)
-    elapsed = time.perf_counter() - started
     assert second == first
     assert second.stat().st_mtime_ns == before.st_mtime_ns
-    assert elapsed < 1.0, f"reusing a verified model took {elapsed:.3f}s"
 
 
 def test_assembles_into_an_empty_models_dir_and_verifies(models_dir):

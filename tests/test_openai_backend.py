@@ -34,7 +34,9 @@ def chat(text: str, **fields) -> LLMRequest:
 def ask(backend, requests, **options) -> list[LLMResponse]:
     requests = list(requests)
     answers: dict[int, LLMResponse] = {}
-    LLMEngine(backend, None, EngineOptions(**options)).run(requests, lambda i, req, resp: answers.__setitem__(i, resp))
+    engine = LLMEngine(backend, None, EngineOptions(**options))
+    engine.run(requests, lambda i, req, resp: answers.__setitem__(i, resp))
+    engine.close()
     assert sorted(answers) == list(range(len(requests)))
     return [answers[i] for i in range(len(requests))]
 

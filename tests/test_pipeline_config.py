@@ -189,6 +189,81 @@ CASES = [
         """,
         2, ["name", "a pipeline name is letters"],
     ),
+    (
+        "model-option-typo",
+        """\
+        name: demo
+        models:
+          - id: teacher
+            spec: llamacpp:smollm2-135m
+            options:
+              n_ctx: 2048
+              n_ctxx: 4096
+        steps:
+          - name: src
+            uses: load
+            with: {path: rows.jsonl}
+        """,
+        7, ["models.0.options.n_ctxx", "Extra inputs are not permitted"],
+    ),
+    (
+        "model-option-of-another-backend",
+        """\
+        name: demo
+        models:
+          - id: teacher
+            spec: llamacpp:smollm2-135m
+            options: {api_key_env: MY_KEY}
+        steps:
+          - name: src
+            uses: load
+            with: {path: rows.jsonl}
+        """,
+        5, ["api_key_env", "Extra inputs are not permitted"],
+    ),
+    (
+        "model-unknown-backend",
+        """\
+        name: demo
+        models:
+          - id: teacher
+            spec: vllm:qwen
+        steps:
+          - name: src
+            uses: load
+            with: {path: rows.jsonl}
+        """,
+        4, ["Unknown model backend 'vllm'", "openai"],
+    ),
+    (
+        "model-bad-price",
+        """\
+        name: demo
+        models:
+          - id: writer
+            spec: openai:gpt-4o-mini
+            options: {price: cheap}
+        steps:
+          - name: src
+            uses: load
+            with: {path: rows.jsonl}
+        """,
+        5, ["price", "INPUT/OUTPUT"],
+    ),
+    (
+        "duplicate-model-ids",
+        """\
+        name: demo
+        models:
+          - {id: teacher, spec: llamacpp:smollm2-135m}
+          - {id: teacher, spec: llamacpp:qwen2.5-coder-0.5b}
+        steps:
+          - name: src
+            uses: load
+            with: {path: rows.jsonl}
+        """,
+        4, ["two models have the id 'teacher'"],
+    ),
 ]
 
 

@@ -33,7 +33,7 @@ from synthwright.pipeline.steps import load_step_types
 from tests.conftest import REPO, run_cli
 from tests.test_resume import StubProcess, committed_responses, wait_for
 
-ray = pytest.importorskip("ray")
+ray = pytest.importorskip("ray", reason="the Ray executor is an extra: pip install 'synthwright[ray]'")
 from synthwright.pipeline.ray_executor import RayExecutor  # noqa: E402
 
 TOPICS = [f"topic number {i}" for i in range(24)]

@@ -173,3 +173,15 @@ def test_new_content_words_separates_added_constraints_from_paraphrases():
     assert quality.new_content_words(parent, parent + " Each must be under 500 calories and ready in 20 minutes.") >= 3
     virus = "Explain the difference between a virus and a bacterium to a ten-year-old."
     assert quality.new_content_words(virus, "Can you explain to a ten-year-old how a virus differs from a bacterium?") < 3
+
+
+def test_magpie_asks_the_backend_whether_it_can_show_its_chat_template():
+    """A server's model cannot show its chat template: Magpie says to name one, before any request."""
+    from synthwright.errors import UserError
+    from synthwright.recipes.magpie import MagpieOptions, MagpieStage
+
+    step = MagpieStage("queries", MagpieOptions(model="openai:m@http://127.0.0.1:9/v1"), StepContext())
+    with pytest.raises(UserError, match="template: chatml"):
+        step.pre_query_text()
+    named = MagpieStage("queries", MagpieOptions(model="openai:m@http://127.0.0.1:9/v1", template="chatml"), StepContext())
+    assert named.pre_query_text().endswith("<|im_start|>user\n")

@@ -754,7 +754,7 @@ def test_calibration_sample_measures_each_member_on_real_labels():
         relevant = next(iter(CAL_QRELS[row["query_id"]]))
         assert row["doc_id"] == relevant and len(row["candidates"]) == 2 and relevant not in row["candidates"]
         assert len(row["bm25"]) == len(row["dense"]) == 3
-    judged, usage = judge_batch(rows, CalibrationOptions(["bm25", "embedding"]), StepContext(), "calibration", [], CAL_DOCS)
+    judged, usage = judge_batch(rows, CalibrationOptions(["bm25", "embedding"]), StepContext(), "calibration", CAL_DOCS)
     assert usage == []
     # Every pair sets the relevant document against one negative, and every member judged it.
     assert all(len(row["comparisons"]) == 2 for row in judged)
@@ -932,7 +932,8 @@ def test_a_likelihood_member_scores_each_document_once_and_its_votes_compose(tmp
     sigmoid of a score difference, so votes around a triangle agree; the source wins."""
     from synthwright.core.step import StepContext
     from synthwright.reranker.calibration import CalibrationOptions
-    from synthwright.reranker.judging import judge_batch, likelihood_member_name
+    from synthwright.judges.members import likelihood_member_name
+    from synthwright.reranker.judging import judge_batch
 
     texts = {"bread": "Bread dough rises because yeast ferments sugar and releases carbon dioxide.",
              "tides": "Tides are caused by the gravitational pull of the Moon and the Sun on the oceans.",
@@ -944,7 +945,7 @@ def test_a_likelihood_member_scores_each_document_once_and_its_votes_compose(tmp
              "bm25": [2.0, 0.4, 0.3], "dense": [0.7, 0.1, 0.2], "style": "question"}]
     spec = "likelihood:llamacpp:smollm2-135m"
     options = CalibrationOptions(["bm25", spec], pairs_per_query=3, llm_pairs_per_query=3.0)
-    judged, usage = judge_batch(rows, options, StepContext(cache_file=tmp_path / "c.sqlite"), "judged", [spec], texts)
+    judged, usage = judge_batch(rows, options, StepContext(cache_file=tmp_path / "c.sqlite"), "judged", texts)
     name = likelihood_member_name("llamacpp:smollm2-135m")
     assert sum(u.sent for u in usage) == 6, "three documents a query, each scored once for its three pairs"
     logit = lambda p: math.log(p / (1 - p))

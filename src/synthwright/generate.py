@@ -184,6 +184,7 @@ class GenerateJob:
             usage = engine.run((request for _, request in pending), on_result)
         finally:
             progress.finish()
+            engine.close()
             if cache is not None:
                 cache.close()
         written = output.close()

@@ -52,6 +52,7 @@ SERVER_ERROR = "server_error"
 HANG = "hang"
 MALFORMED = "malformed"
 TRUNCATED = "truncated"
+OVER_CAPACITY = "over_capacity"
 FAIL_FIRST_N = "fail_first_n"
 ALWAYS_FAIL = "always_fail"
 
@@ -84,6 +85,9 @@ class FaultPlan:
     fail_first_n_attempts_per_request: int = 0
     always_fail_matching: Optional[str] = None
     pause_after_n_answers: Optional[int] = None
+    # A provider's concurrency limit: a request that arrives while this many are already
+    # being handled is answered 429 at once (counted as ``over_capacity``).
+    max_in_flight: Optional[int] = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -99,6 +103,8 @@ class FaultPlan:
             raise ValueError("fail_first_n_attempts_per_request must be >= 0")
         if self.pause_after_n_answers is not None and self.pause_after_n_answers < 0:
             raise ValueError("pause_after_n_answers must be >= 0")
+        if self.max_in_flight is not None and self.max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
 
     def draw(self, key: str, attempt: int) -> Optional[str]:
         """The random fault (or None) for the ``attempt``-th receipt of ``key``."""
@@ -319,6 +325,7 @@ class StubApp:
         self.counters = StubCounters()
         self._random_faults = self.plan.has_random_faults()
         self._serial = 0
+        self._in_flight = 0  # completion requests being handled now (for max_in_flight)
         self._runner: Optional[web.AppRunner] = None
         # Gate state: answers admitted so far, and whether it has been opened
         # for good.  ``_wake`` is replaced every time it fires so that waiters
@@ -414,6 +421,18 @@ class StubApp:
         return await self._handle_completion(request, _TEXT)
 
     async def _handle_completion(self, request: web.Request, route: tuple) -> web.StreamResponse:
+        limit = self.plan.max_in_flight
+        if limit is not None and self._in_flight >= limit:
+            self.counters.note_fault(OVER_CAPACITY)
+            return web.Response(status=429, body=self._rate_limit_body,
+                                content_type=JSON_TYPE, headers=self._rate_limit_headers)
+        self._in_flight += 1
+        try:
+            return await self._handle_admitted(request, route)
+        finally:
+            self._in_flight -= 1
+
+    async def _handle_admitted(self, request: web.Request, route: tuple) -> web.StreamResponse:
         body = await self._read_body(request)
         if isinstance(body, web.Response):
             return body
@@ -727,6 +746,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--always-fail-matching", default=None, dest="always_fail_matching")
     p.add_argument("--pause-after-n-answers", type=int, default=None,
                    dest="pause_after_n_answers")
+    p.add_argument("--max-in-flight", type=int, default=None, dest="max_in_flight",
+                   help="answer 429 to a request that arrives while this many are being handled")
     p.add_argument("--seed", type=int, default=0, dest="seed")
     return p
 

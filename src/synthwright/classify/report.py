@@ -73,9 +73,9 @@ def _gain_line(gain: dict[str, Any], other: dict[str, Any]) -> str:
 def curve_png(curve: Sequence[dict[str, Any]], references: dict[str, float]) -> bytes | None:
     if len(curve) < 2:
         return None
-    from synthwright.validate.plots import _figure, _png
+    from synthwright.reports.figures import new_figure, png_bytes
 
-    figure = _figure(7, 4)
+    figure = new_figure(7, 4)
     axes = figure.subplots()
     axes.plot([p["examples"] for p in curve], [p["accuracy"] for p in curve], marker="o", label="synthetic student")
     for i, (name, value) in enumerate(references.items()):
@@ -84,7 +84,7 @@ def curve_png(curve: Sequence[dict[str, Any]], references: dict[str, float]) -> 
     axes.set_xlabel("synthetic examples")
     axes.set_ylabel("accuracy on real rows")
     axes.legend(fontsize=8)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 # Steps whose time is mostly something else (MiniLM, training) report their LLM seconds themselves.
@@ -143,8 +143,7 @@ class ClassifyReportStage(ReadsTask, Stage):
         return result
 
     def render(self, rows: list[Row]) -> str:
-        from synthwright.validate.html_report import STYLE
-        from synthwright.validate.report import data_uri
+        from synthwright.reports import data_uri, style
 
         o = self.options
         run_dir = self.context.run_dir or self.context.workdir
@@ -156,7 +155,7 @@ class ClassifyReportStage(ReadsTask, Stage):
         png = curve_png(evaluation["curve"], references)
         per_label, columns = self._per_label(rows, label_check)
         return _TEMPLATES.get_template("report.html.j2").render(
-            title=o.title, style=STYLE, verdict=verdict(evaluation), evaluation=evaluation, steps=steps, teacher_hours=teacher_hours,
+            title=o.title, style=style(), verdict=verdict(evaluation), evaluation=evaluation, steps=steps, teacher_hours=teacher_hours,
             label_check=label_check, curve_png=data_uri(png) if png else None, per_label=per_label, per_label_columns=columns,
             distribution=self._distribution(rows), samples=self._samples(rows),
         )

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import typer
+from pydantic import BaseModel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -17,6 +18,7 @@ from synthwright.core.step import STEP_TYPES, BatchResult, StepStats
 from synthwright.errors import UserError
 from synthwright.io.export import FORMATS, export_rows
 from synthwright.io.outputs import incomplete_path_for, is_set_aside, output_lock
+from synthwright.llm.backends.base import backend_types
 from synthwright.pipeline.config import load_pipeline
 from synthwright.pipeline.executor import Executor, LocalExecutor, RunObserver
 from synthwright.pipeline.pipeline import run_pipeline
@@ -238,13 +240,22 @@ def register(app: typer.Typer) -> None:
 
     @app.command("steps")
     def steps() -> None:
-        """List the step types a pipeline can use, with their options."""
+        """List the step types a pipeline can use, with their options, and the model backends
+        with the options a `models:` entry may give them."""
         load_step_types()
         for name, cls in sorted(STEP_TYPES.items()):
             out.print(f"[bold]{name}[/]  {cls.description}")
-            for field_name, field in cls.Options.model_fields.items():
-                default = "required" if field.is_required() else f"default {field.default!r}"
-                out.print(f"    {field_name}: {default}" + (f"  ({field.description})" if field.description else ""))
+            _print_options(cls.Options)
+        out.print("\n[bold]Model backends[/] (a `models:` entry: id, spec, options)")
+        for name, cls in sorted(backend_types().items()):
+            out.print(f"[bold]{name}[/]  {cls.summary()}")
+            _print_options(cls.Options)
+
+
+def _print_options(options: type[BaseModel]) -> None:
+    for field_name, field in options.model_fields.items():
+        default = "required" if field.is_required() else f"default {field.default!r}"
+        out.print(f"    {field_name}: {default}" + (f"  ({field.description})" if field.description else ""))
 
 
 def planned_exports(config, context) -> dict[str, Path]:

@@ -110,6 +110,7 @@ def register(app: typer.Typer) -> None:
         from synthwright.cli.diversity import _embed_with_progress
         from synthwright.embed import load_embedder
         from synthwright.io.rows import read_rows
+        from synthwright.judges.apply import JudgeColumns, judged_mode
         from synthwright.validate import (
             ValidationConfig,
             ValidationReport,
@@ -144,9 +145,9 @@ def register(app: typer.Typer) -> None:
             report.rounds = diversity_by_round(synth_rows, synth_vectors, texts=synth_texts)
         dropped_path = dropped or synthetic.with_name(synthetic.with_suffix("").name + ".dropped.jsonl")
         dropped_rows = read_rows(dropped_path) if dropped_path.is_file() else []
-        score_column = next((f"{judge_prefix}_{s}" for s in ("score", "p_a") if any(f"{judge_prefix}_{s}" in r for r in synth_rows + dropped_rows)), None)
-        if score_column:
-            report.judge = judge_tier(synth_rows, dropped_rows, score_column)
+        mode = judged_mode(synth_rows + dropped_rows, judge_prefix)
+        if mode is not None:
+            report.judge = judge_tier(synth_rows, dropped_rows, JudgeColumns(prefix=judge_prefix).score_column(mode))
         if human:
             from synthwright.judges.calibration import calibrate, load_human_labels
             from synthwright.judges.report import detect_mode

@@ -108,7 +108,9 @@ class BatchResult:
 @dataclass
 class StepContext:
     """What a step may use while it runs. Built from plain values, so a worker process can
-    rebuild it; handles (model backends, the request cache) open lazily, once per process.
+    rebuild it; handles (model engines, the request cache) open lazily, once per process,
+    and live until `close`: a run owns its models, one engine each, shared by every step and
+    batch, so a limiter that learnt a provider's limit in one batch still knows it in the next.
     """
 
     run_seed: int = 0
@@ -120,7 +122,10 @@ class StepContext:
     max_concurrency: int | None = None
     timeout_s: float = 120.0
     max_attempts: int = 6
+    # The run's `models:` section: id -> ModelDef. A step's model is one of these ids, or a spec.
+    models: dict[str, Any] = field(default_factory=dict)
     _backends: dict = field(default_factory=dict, repr=False)
+    _engines: dict = field(default_factory=dict, repr=False)
     _cache: Any = field(default=None, repr=False)
     # Makes a progress display (judges.base.Progress) for a long run of LLM requests inside one
     # batch, such as a stage's; set by whoever shows the run (the CLI). None: quiet.
@@ -149,13 +154,18 @@ class StepContext:
         path = Path(path).expanduser()
         return path if path.is_absolute() else (self.run_dir or self.workdir) / path
 
-    def backend(self, spec: str):
-        """The backend for a model spec, loaded once and shared by every step."""
-        from synthwright.llm.spec import load_backend
+    def model(self, name: str):
+        """The `ModelDef` a step's model option names: an id of the run's `models:`, or a spec
+        (an inline spec is a shorthand for a model with default options)."""
+        from synthwright.llm.spec import ModelDef
 
-        if spec not in self._backends:
-            self._backends[spec] = load_backend(spec)
-        return self._backends[spec]
+        return self.models[name] if name in self.models else ModelDef.build(name)
+
+    def backend(self, name: str):
+        """The backend of a model (id or spec), loaded once and shared by every step."""
+        if name not in self._backends:
+            self._backends[name] = self.model(name).load_backend()
+        return self._backends[name]
 
     def cache(self):
         from synthwright.llm.cache import RequestCache
@@ -165,32 +175,56 @@ class StepContext:
             self._cache = RequestCache(self.cache_file or cache_path())
         return self._cache
 
-    def engine(self, spec: str, step_name: str):
+    def engine(self, name: str):
+        """The engine of a model (id or spec): one per model for the context's life. Pass the
+        step's name to its `run`, which logs the requests under it."""
+        if name not in self._engines:
+            self._engines[name] = self._new_engine(name)
+        return self._engines[name]
+
+    def _new_engine(self, name: str):
         from synthwright.llm.concurrency import RetryPolicy
         from synthwright.llm.engine import EngineOptions, LLMEngine
 
+        settings = self.model(name).options
+        ceilings = [limit for limit in (settings.max_concurrency, self.max_concurrency) if limit]
         options = EngineOptions(
-            step=step_name, max_concurrency=self.max_concurrency, timeout_s=self.timeout_s,
+            step=name, max_concurrency=min(ceilings) if ceilings else None, timeout_s=settings.timeout or self.timeout_s,
             retry=RetryPolicy(max_attempts=self.max_attempts), read_cache=self.read_cache,
-            write_cache=self.write_cache, seed=self.run_seed,
-            owner=f"{self.run_dir.resolve()}::{step_name}" if self.run_dir else None,
+            write_cache=self.write_cache, price=settings.parsed_price(), seed=self.run_seed,
         )
-        return LLMEngine(self.backend(spec), self.cache(), options)
+        return LLMEngine(self.backend(name), self.cache(), options)
 
     def ask(self, spec: str, step_name: str, requests: Iterable) -> tuple[list, Any]:
-        """Answer `requests` (in order) through the engine; returns (responses, usage).
+        """Answer `requests` (in order) through the model's engine; returns (responses, usage).
+        `spec` is a model id of the run or a spec.
 
         `requests` may be a generator: the engine then sends the first ones while the rest
         are still being built, so building them overlaps with waiting for the server."""
         answers: dict[int, Any] = {}
-        usage = self.engine(spec, step_name).run(requests, lambda i, _req, resp: answers.__setitem__(i, resp))
+        usage = self.engine(spec).run(requests, lambda i, _req, resp: answers.__setitem__(i, resp), step=step_name,
+                                      owner=self.owner(step_name))
         return [answers[i] for i in range(len(answers))], usage
+
+    def owner(self, step_name: str) -> str | None:
+        """Who pays for a step's requests: this run folder's step (None outside a run)."""
+        return f"{self.run_dir.resolve()}::{step_name}" if self.run_dir else None
+
+    def use_handles_of(self, other: "StepContext") -> None:
+        """From now on, share `other`'s engines, backends and request cache (a Ray worker keeps
+        one context per run, so its engines outlive each task's unpickled copy)."""
+        self._backends, self._engines = other._backends, other._engines
+        self._cache = other.cache()  # opened now, so both hold the same connection
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for a worker process without its open handles: the worker opens its own."""
-        return {**self.__dict__, "_backends": {}, "_cache": None, "progress_factory": None}
+        return {**self.__dict__, "_backends": {}, "_engines": {}, "_cache": None, "progress_factory": None}
 
     def close(self) -> None:
+        """Release the models' connections and flush and close the request cache."""
+        engines, self._engines = self._engines, {}
+        for engine in engines.values():
+            engine.close()
         if self._cache is not None:
             self._cache.close()
             self._cache = None
@@ -202,6 +236,9 @@ class Step(ABC):
     #: columns the step reads from each row (checked before it runs)
     input_columns: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    #: Raise it when the step computes something else from the same options: run folders then
+    #: redo the step instead of reusing its batches (0, never raised, stays out of fingerprints).
+    version: ClassVar[int] = 0
 
     def __init__(self, name: str, options: StepOptions, context: StepContext):
         self.name = name

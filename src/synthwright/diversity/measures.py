@@ -14,7 +14,7 @@ import numpy as np
 from synthwright.embed.base import normalise_rows
 from synthwright.embed.index import AutoIndex, ExactIndex
 from synthwright.errors import require_module
-from synthwright.filters.rouge import tokenize
+from synthwright.filters.lcs import tokenize
 
 QUANTILES = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90)
 # Pairwise work is quadratic: above these sizes the measure runs on a seeded sample.

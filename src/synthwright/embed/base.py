@@ -3,9 +3,10 @@ that every embedder shares.
 
 An embedder only turns a list of texts into vectors (`_encode`). Deduplicating texts
 within a call, looking them up in the content-hash cache, batching the misses and
-L2-normalising the result live here, once. New embedders register like a plugin would:
-subclass `Embedder`, decorate with `@register_embedder("name")`, or expose the class via
-the `synthwright.embedders` entry-point group.
+L2-normalising the result live here, once. Embedders register like a plugin's:
+subclass `Embedder`, decorate with `@register_embedder("name")`, and name the module in the
+`synthwright.embedders` entry-point group (pyproject.toml does so for the built-in ones), so
+this registry imports none of them.
 
 Specs: `minilm` (offline all-MiniLM-L6-v2 from PyPI, the default), `st:/path/to/model`
 (any sentence-transformers folder; a bare path means the same), `openai:MODEL@BASE_URL`
@@ -146,9 +147,7 @@ def register_embedder(name: str):
 
 
 def embedder_class(name: str) -> type[Embedder]:
-    # Importing the built-in modules registers them; they import their heavy deps lazily.
-    from synthwright.embed import local, openai_compat  # noqa: F401
-
+    # Importing a registered module registers its embedders; they import their heavy deps lazily.
     if name not in EMBEDDERS:
         from importlib.metadata import entry_points
 

@@ -22,7 +22,7 @@ _EXPORTS = {
     "AdmitResult": "novelty", "FillResult": "novelty", "GateStats": "novelty", "NoveltyGate": "novelty",
     "semantic_dedup": "semantic",
     "exact_dedup": "lexical", "minhash_dedup": "lexical", "normalise_text": "lexical",
-    "rouge_l_filter": "rouge", "rouge_l": "rouge", "lcs_length": "rouge", "tokenize": "rouge",
+    "rouge_l_filter": "rouge", "rouge_l": "lcs", "lcs_length": "lcs", "tokenize": "lcs",
 }
 __all__ = list(_EXPORTS)
 

@@ -11,50 +11,19 @@ almost every pair before an LCS is computed:
 
 Tokens are lower-cased runs of letters and digits, like rouge-score's tokenizer but
 Unicode-aware (rouge-score drops non-ASCII letters entirely). `tokenize`, `lcs_length` and
-`rouge_l` need only the standard library; the filter's index (rouge_index.py) needs numpy
-and scipy.
+`rouge_l` (lcs.py) need only the standard library; the filter's index (rouge_index.py) needs
+numpy and scipy.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from synthwright.errors import UserError, require_module
 from synthwright.filters.base import DropInfo, FilterStats
 
 Row = dict[str, Any]
-_TOKEN = re.compile(r"[^\W_]+")
-
-
-def tokenize(text: str) -> list[str]:
-    return _TOKEN.findall(text.lower())
-
-
-def lcs_length(a: Sequence[Hashable], b: Sequence[Hashable]) -> int:
-    """Length of the longest common subsequence, bit-parallel (Allison-Dix / Hyyrö):
-    bit i of `row` tracks the DP row over a; each token of b updates all bits at once."""
-    if len(a) < len(b):
-        a, b = b, a
-    if not b:
-        return 0
-    masks: dict[Hashable, int] = {}
-    for i, token in enumerate(a):
-        masks[token] = masks.get(token, 0) | (1 << i)
-    full = (1 << len(a)) - 1
-    row = full
-    for token in b:
-        matched = row & masks.get(token, 0)
-        row = ((row + matched) | (row - matched)) & full
-    return len(a) - row.bit_count()
-
-
-def rouge_l(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
-    """ROUGE-L F-measure of two token lists (symmetric)."""
-    if not a or not b:
-        return 0.0
-    return 2.0 * lcs_length(a, b) / (len(a) + len(b))
 
 
 def rouge_l_filter(

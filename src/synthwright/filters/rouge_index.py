@@ -11,7 +11,7 @@ import numpy as np
 
 from synthwright.errors import require_module
 from synthwright.filters.base import DropInfo, FilterStats, row_id, row_text
-from synthwright.filters.rouge import rouge_l, tokenize
+from synthwright.filters.lcs import rouge_l, tokenize
 
 Row = dict[str, Any]
 MERGE_BLOCKS = 8  # kept rows live in sparse blocks; merging keeps the block count small

@@ -81,7 +81,22 @@ def _iter_parquet(path: Path) -> Iterator[dict[str, Any]]:
         raise UserError(f"Cannot read Parquet file '{path}': {exc}.", "Check that it is a Parquet file and not truncated.") from None
 
 
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Every object of a JSONL file (none for an empty one); UserError when it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"File '{path}' does not exist.", "Check the path.")
+    return list(_iter_jsonl(path))
+
+
 def _iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    return (row for _, row in numbered_jsonl(path))
+
+
+def numbered_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file: the one JSONL parser.
+    UserError, naming the file and the line, for bytes that are not UTF-8, a line that is not
+    JSON, or JSON that is not an object."""
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
@@ -99,7 +114,7 @@ def _iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 raise UserError(f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno}).", "Each line must be one JSON object.") from None
             if not isinstance(row, dict):
                 raise UserError(f"{path}:{number}: a JSON {type(row).__name__}, not an object.", 'Each line must be a JSON object like {"text": "..."}.')
-            yield row
+            yield number, row
 
 
 def _read_parquet(path: Path) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ returned as failed, with the reason, and gets no score.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -45,6 +46,14 @@ class JudgeColumns:
 
     def score_column(self, mode: Mode) -> str:
         return f"{self.prefix}_p_a" if mode == "pairwise" else f"{self.prefix}_score"
+
+
+def judged_mode(rows: Iterable[Row], prefix: str = "judge") -> Mode | None:
+    """How rows were judged: pairwise when they carry PREFIX_p_a, pointwise with PREFIX_score,
+    None when no row was judged. The one place that reads it from the columns."""
+    rows = list(rows)
+    columns = JudgeColumns(prefix=prefix)
+    return next((mode for mode in ("pairwise", "pointwise") if any(columns.score_column(mode) in row for row in rows)), None)
 
 
 @dataclass

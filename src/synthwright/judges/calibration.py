@@ -21,7 +21,6 @@ They are estimated on the sample that chose the threshold, so they lean optimist
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 
 from synthwright.core.lineage import Row, row_key
 from synthwright.errors import UserError
+from synthwright.io.rows import numbered_jsonl
 from synthwright.judges.family import check_circularity
 from synthwright.judges.apply import generators_of
 from synthwright.judges.report import detect_mode, judge_models, pairwise_bias
@@ -58,14 +58,8 @@ def load_human_labels(path: str | Path, mode: str, id_key: str = "id", label_key
     if not path.is_file():
         raise UserError(f"Human labels file '{path}' does not exist.", "Give a JSONL file of {\"id\": ..., \"score\": ...} lines.")
     labels: dict[str, Any] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{number}: not valid JSON ({exc.msg}).", "Each line must be one JSON object.") from None
-        key = (label_key or next((k for k in LABEL_KEYS if k in record), None)) if isinstance(record, dict) else None
+    for number, record in numbered_jsonl(path):
+        key = label_key or next((k for k in LABEL_KEYS if k in record), None)
         if key is None or id_key not in record or key not in record:
             raise UserError(
                 f"{path}:{number}: needs an id field '{id_key}' and a label field ({label_key or ' / '.join(LABEL_KEYS)}).",

@@ -39,6 +39,11 @@ class EmbeddingJudge(Judge):
         self._embed_fn: EmbedFn | None = None
         self.temperature = temperature
 
+    def preference(self, cos_a: float, cos_b: float) -> float:
+        """P(A better) from the two cosines with the context (from this judge's embedder, or
+        from a retriever's, as the reranker's pair judging has them)."""
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, (cos_a - cos_b) / self.temperature))))
+
     def _embed(self, texts: list[str]) -> np.ndarray:
         if self._embed_fn is None:
             embedder = self._embedder_arg
@@ -84,7 +89,7 @@ class EmbeddingJudge(Judge):
         cos_b = self._cosines(contexts, [item.b for item in items])
         results: list[PairResult | JudgeFailure] = []
         for a, b in zip(cos_a, cos_b):
-            p_a = 1.0 / (1.0 + math.exp(-(a - b) / self.temperature))
+            p_a = self.preference(a, b)
             # No position: "first wins" is "A wins" in order AB and "B wins" in order BA.
             results.append(PairResult(p_first_ab=p_a, p_first_ba=1.0 - p_a, reason=f"cosine A {a:.3f}, B {b:.3f}"))
         return results

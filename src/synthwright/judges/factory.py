@@ -1,38 +1,21 @@
-"""Judges from short specs, as the CLI and pipeline YAML name them.
-
-`[NAME=]SPEC` where SPEC is a model spec (`llamacpp:qwen2.5-coder-1.5b`, `openai:gpt-4o-mini`)
-for an LLM judge, or `embedding` / `embedding:EMBEDDER` (`embedding:minilm`,
-`embedding:st:/path/to/model`) for the non-LLM embedding-similarity judge. NAME defaults to
-the model's name (`qwen2.5-coder-1.5b`) or `embedding`.
+"""Judges from short specs, as the CLI and pipeline YAML name them (judges/members.py parses
+them): an LLM judge for a model, or the non-LLM embedding-similarity judge for `embedding` /
+`embedding:EMBEDDER` (`embedding:minilm`, `embedding:st:/path/to/model`).
 """
 
 from __future__ import annotations
 
-import re
-
 from synthwright.core.step import StepContext
-from synthwright.judges.base import Judge, short_model_name
+from synthwright.errors import UserError
+from synthwright.judges.base import Judge
 from synthwright.judges.embedding import EmbeddingJudge
+from synthwright.judges.members import EMBEDDING, LLM, parse_member
 from synthwright.judges.pairwise import PairwiseJudge
 from synthwright.judges.pointwise import RubricJudge
 from synthwright.judges.prompts import PairwisePrompt
 from synthwright.judges.rubric import DEFAULT_RUBRIC, Rubric
 from synthwright.llm.backends.base import backend_class
 from synthwright.llm.spec import ModelSpec
-
-_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*)=(.+)$")
-EMBEDDING = "embedding"
-
-
-def split_name(spec: str) -> tuple[str | None, str]:
-    match = _NAME.match(spec.strip())
-    return (match.group(1), match.group(2)) if match else (None, spec.strip())
-
-
-def default_name(spec: str) -> str:
-    if spec == EMBEDDING or spec.startswith(EMBEDDING + ":"):
-        return EMBEDDING
-    return short_model_name(str(ModelSpec.parse(spec)))
 
 
 def build_judge(
@@ -47,14 +30,19 @@ def build_judge(
     context: StepContext | None = None,
     step_name: str = "judge",
 ) -> Judge:
-    name, body = split_name(spec)
-    name = name or default_name(body)
-    if body == EMBEDDING or body.startswith(EMBEDDING + ":"):
-        embedder = body.partition(":")[2] or "minilm"
-        return EmbeddingJudge(embedder, name=name)
-    backend_class(ModelSpec.parse(body).backend)  # a bad spec fails here, with its fix, before any work
+    try:
+        member = parse_member(spec)
+    except ValueError as exc:
+        raise UserError(f"Judge '{spec}': {exc}.", "Write a model spec, or `embedding`.") from None
+    if member.kind == EMBEDDING:
+        return EmbeddingJudge(member.target, name=member.name)
+    if member.kind != LLM:
+        raise UserError(f"Judge '{spec}': a {member.kind} member judges reranker pairs only (pair_judge).",
+                        "Use a model spec, or `embedding`.")
+    if context is None or member.target not in context.models:
+        backend_class(ModelSpec.parse(member.target).backend)  # a bad spec fails here, with its fix, before any work
     if mode == "pairwise":
-        return PairwiseJudge(body, prompt, name=name, max_chars=max_chars, context=context, step_name=step_name)
+        return PairwiseJudge(member.target, prompt, name=member.name, max_chars=max_chars, context=context, step_name=step_name)
     return RubricJudge(
-        body, rubric, name=name, scoring=scoring, reasons=reasons, max_chars=max_chars, context=context, step_name=step_name
+        member.target, rubric, name=member.name, scoring=scoring, reasons=reasons, max_chars=max_chars, context=context, step_name=step_name
     )

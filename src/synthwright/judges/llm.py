@@ -32,19 +32,12 @@ def run_requests(
     if progress is not None:
         progress.start(len(requests))
     try:
-        totals = context.engine(model, step_name).run((requests[i] for i in order), on_result)
+        totals = context.engine(model).run((requests[i] for i in order), on_result, step=step_name, owner=context.owner(step_name))
     finally:
         if progress is not None:
             progress.finish()
-    _add_usage(usage, totals)
+    usage.absorb(totals)
     return answers  # type: ignore[return-value]  # the engine answers every request
-
-
-def _add_usage(total: UsageTotals, more: UsageTotals) -> None:
-    for name in ("sent", "cache_hits", "succeeded", "failed", "retries", "prompt_tokens", "completion_tokens", "cost"):
-        setattr(total, name, getattr(total, name) + getattr(more, name))
-    for reason, count in more.failure_reasons.items():
-        total.failure_reasons[reason] = total.failure_reasons.get(reason, 0) + count
 
 
 def choice_failure(response: LLMResponse) -> str | None:

@@ -14,16 +14,16 @@ import numpy as np
 from synthwright.core.lineage import Row, meta_of
 from synthwright.judges.ensemble import agreement_table
 from synthwright.judges.family import check_circularity, model_family
-from synthwright.judges.apply import generators_of
+from synthwright.judges.apply import generators_of, judged_mode
 from synthwright.judges.stats import to_scale
 
 
 def detect_mode(rows: list[Row], prefix: str = "judge") -> str:
-    if any(f"{prefix}_p_a" in row for row in rows):
-        return "pairwise"
-    if any(f"{prefix}_score" in row for row in rows):
-        return "pointwise"
-    raise ValueError(f"no judged rows: no column {prefix}_score or {prefix}_p_a")
+    """judged_mode, for rows that must have been judged."""
+    mode = judged_mode(rows, prefix)
+    if mode is None:
+        raise ValueError(f"no judged rows: no column {prefix}_score or {prefix}_p_a")
+    return mode
 
 
 def member_values(rows: list[Row], prefix: str = "judge") -> dict[str, list[float]]:

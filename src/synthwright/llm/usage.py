@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from synthwright.errors import UserError
 from synthwright.llm.records import LLMResponse
@@ -50,6 +50,15 @@ class UsageTotals:
     completion_tokens: int = 0
     cost: float = 0.0
     failure_reasons: dict[str, int] = field(default_factory=dict)
+
+    def absorb(self, other: "UsageTotals") -> None:
+        """Add another run's counters to these."""
+        for counter in fields(self):
+            if counter.name == "failure_reasons":
+                for reason, count in other.failure_reasons.items():
+                    self.failure_reasons[reason] = self.failure_reasons.get(reason, 0) + count
+            else:
+                setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
 
     def add(self, response: LLMResponse, cost: float | None) -> None:
         if response.cached:

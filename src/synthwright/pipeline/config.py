@@ -3,17 +3,22 @@
 ```yaml
 name: questions
 seed: 13
+models:                       # optional: models with settings, named by id in the steps
+  - id: writer
+    spec: openai:gpt-4o-mini
+    options: {max_concurrency: 16, price: 0.15/0.60}
 steps:
   - name: topics
     uses: load
     with: {path: topics.jsonl}
   - name: questions
     uses: generate            # input: the previous step unless `input:` names another
-    with: {model: "llamacpp:smollm2-135m", template: question.j2, samples: 2}
+    with: {model: writer, template: question.j2, samples: 2}   # or an inline spec
 ```
 
-Each step's `with:` is validated against that step type's own `Options` model, so a typo
-in an option name is an error that points at its line, never a silently ignored key.
+Each step's `with:` is validated against that step type's own `Options` model, and each
+model's `options:` against its backend's, so a typo in an option name is an error that
+points at its line, never a silently ignored key.
 """
 
 from __future__ import annotations
@@ -28,8 +33,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from synthwright.core.step import StepOptions, step_class
 from synthwright.errors import UserError
 from synthwright.io.rows import check_input_file
+from synthwright.llm.spec import ModelDef
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _checked_name(value: str, what: str) -> str:
+    if not NAME_PATTERN.match(value):
+        raise ValueError(f"{what} is letters, digits, '_', '-' or '.', starting with a letter or digit")
+    return value
 
 
 class _StepProblem(ValueError):
@@ -52,12 +64,28 @@ class StepConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
-            raise ValueError("a step name is letters, digits, '_', '-' or '.', starting with a letter or digit")
-        return value
+        return _checked_name(value, "a step name")
 
     def options(self) -> StepOptions:
         return step_class(self.uses).Options.model_validate(self.with_)
+
+
+class ModelConfig(BaseModel):
+    """An entry of `models:`: steps name the model by `id`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="The name steps use for this model")
+    spec: str = Field(description="The model spec, e.g. llamacpp:qwen2.5-coder-1.5b or openai:gpt-4o-mini")
+    options: dict[str, Any] = Field(default_factory=dict, description="The backend's settings (`synthwright steps` lists them)")
+
+    @field_validator("id")
+    @classmethod
+    def _safe_id(cls, value: str) -> str:
+        return _checked_name(value, "a model id")
+
+    def resolved(self) -> ModelDef:
+        return ModelDef.build(self.spec, self.options)
 
 
 class PipelineConfig(BaseModel):
@@ -65,6 +93,7 @@ class PipelineConfig(BaseModel):
 
     name: str
     seed: int = 0
+    models: list[ModelConfig] = Field(default_factory=list)
     steps: list[StepConfig] = Field(min_length=1)
 
     @field_validator("name")
@@ -76,6 +105,11 @@ class PipelineConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_graph(self) -> "PipelineConfig":
+        ids: set[str] = set()
+        for index, model in enumerate(self.models):
+            if model.id in ids:
+                raise _StepProblem(("models", index, "id"), f"two models have the id '{model.id}'")
+            ids.add(model.id)
         seen: set[str] = set()
         for index, step in enumerate(self.steps):
             if step.name in seen:
@@ -85,11 +119,32 @@ class PipelineConfig(BaseModel):
             seen.add(step.name)
         return self
 
+    def model_defs(self) -> dict[str, ModelDef]:
+        """The `models:` section, resolved: id -> ModelDef."""
+        return {model.id: model.resolved() for model in self.models}
+
+    def models_named_in(self, options: Any) -> dict[str, str]:
+        """id -> spec of the models that step options name (a step's fingerprint holds them,
+        so a model's new spec re-runs the steps that use it). A name counts wherever it stands
+        in a string, alone or as part of one (`likelihood:ID`, `NAME=ID`)."""
+        specs = {model.id: model.spec for model in self.models}
+        return {name: specs[name] for text in _strings_in(options) for name in re.split(r"[:=]", text) if name in specs}
+
     def input_of(self, index: int) -> str | None:
         step = self.steps[index]
         if step.input is not None:
             return step.input
         return self.steps[index - 1].name if index > 0 else None
+
+
+def _strings_in(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings_in(item)]
+    if isinstance(value, (list, tuple)):
+        return [text for item in value for text in _strings_in(item)]
+    return []
 
 
 def load_pipeline(path: str | Path) -> PipelineConfig:
@@ -121,6 +176,8 @@ def validate_pipeline(data: dict[str, Any], source: str = "<pipeline>", root: ya
         config = PipelineConfig.model_validate(data)
     except ValidationError as exc:
         raise _located_error(exc, (), source, root) from None
+    for index, model in enumerate(config.models):
+        _check_model(model, ("models", index), source, root)
     for index, step in enumerate(config.steps):
         try:
             step.options()
@@ -130,6 +187,17 @@ def validate_pipeline(data: dict[str, Any], source: str = "<pipeline>", root: ya
             line = _line_of(root, ("steps", index, "uses"))
             raise UserError(f"{source}:{line}: {exc.problem}" if line else f"{source}: {exc.problem}", exc.fix) from None
     return config
+
+
+def _check_model(model: ModelConfig, loc: tuple, source: str, root: yaml.Node | None) -> None:
+    """A model's spec names a known backend, and its options are that backend's."""
+    try:
+        model.resolved()
+    except ValidationError as exc:
+        raise _located_error(exc, loc + ("options",), source, root) from None
+    except UserError as exc:  # a bad spec or an unknown backend
+        line = _line_of(root, loc + ("spec",))
+        raise UserError(f"{source}:{line}: {exc.problem}" if line else f"{source}: {exc.problem}", exc.fix) from None
 
 
 def _located_error(exc: ValidationError, prefix: tuple, source: str, root: yaml.Node | None) -> UserError:

@@ -47,7 +47,13 @@ class Pipeline:
     def __init__(self, name: str, seed: int = 0):
         self.name = name
         self.seed = seed
+        self._models: list[dict[str, Any]] = []
         self._steps: list[dict[str, Any]] = []
+
+    def model(self, id: str, spec: str, **options: Any) -> "Pipeline":
+        """A model steps can name by `id` (the YAML's `models:` entry); options are the backend's."""
+        self._models.append({"id": id, "spec": spec, "options": options})
+        return self
 
     def step(self, name: str, uses: str, input: str | None = None, batch_size: int | None = None, **options: Any) -> "Pipeline":
         entry: dict[str, Any] = {"name": name, "uses": uses, "with": options}
@@ -59,7 +65,8 @@ class Pipeline:
         return self
 
     def config(self) -> PipelineConfig:
-        return validate_pipeline({"name": self.name, "seed": self.seed, "steps": self._steps}, source=f"Pipeline({self.name!r})")
+        data = {"name": self.name, "seed": self.seed, "models": self._models, "steps": self._steps}
+        return validate_pipeline(data, source=f"Pipeline({self.name!r})")
 
     def run(self, run_dir: str | Path | None = None, **kwargs: Any) -> RunResult:
         return run_pipeline(self.config(), run_dir, workdir=Path.cwd(), **kwargs)
@@ -77,6 +84,7 @@ def run_pipeline(
     rundir = RunDirectory(run_dir or default_run_dir(config))
     context = context or StepContext(run_seed=config.seed, workdir=workdir)
     context.run_dir = rundir.path
+    context.models = config.model_defs()
     executor = executor or LocalExecutor(observer)
     if context.progress_factory is None:
         context.progress_factory = executor.observer.request_progress

@@ -40,6 +40,11 @@ def plan_pipeline(config: PipelineConfig, context: StepContext) -> list[PlannedS
             "batch_size": step_config.batch_size,
             "seed": config.seed,
         }
+        if step.version:
+            payload["version"] = step.version
+        models = config.models_named_in(payload["options"])
+        if models:  # only then: runs from before the `models:` section keep their fingerprints
+            payload["models"] = models
         fingerprint = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
         planned[step_config.name] = PlannedStep(step, input_name, fingerprint, step_config.batch_size)
     return list(planned.values())

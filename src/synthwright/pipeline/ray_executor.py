@@ -22,6 +22,7 @@ How each kind of step runs:
 
 from __future__ import annotations
 
+import atexit
 import logging
 import time
 from collections import deque
@@ -46,15 +47,35 @@ def import_ray():
 
 
 # -- what runs on the workers -------------------------------------------------------------------
+_WORKER_CONTEXTS: dict[str, Any] = {}  # this worker process's first context of each run, by its settings
+
+
+def use_worker_handles(context, max_concurrency: int) -> None:
+    """Give a task's context the engines this worker keeps for its run. A step arrives pickled
+    without open handles (see `StepContext.__getstate__`), once per task; sharing one set of
+    handles per run's settings keeps one engine per model per worker, so what its limiter learnt
+    about a provider holds from one batch to the next, as in a local run."""
+    context.max_concurrency = max_concurrency
+    settings = sorted((name, value) for name, value in vars(context).items() if not name.startswith("_") and name != "progress_factory")
+    if not _WORKER_CONTEXTS:
+        atexit.register(_close_worker_contexts)  # the engines' connections, when the worker ends
+    kept = _WORKER_CONTEXTS.setdefault(repr(settings), context)
+    if kept is not context:
+        context.use_handles_of(kept)
+
+
+def _close_worker_contexts() -> None:
+    for context in _WORKER_CONTEXTS.values():
+        context.close()
+    _WORKER_CONTEXTS.clear()
+
+
 def process_batch(step: RowStep, rows: list[Row], max_concurrency: int) -> BatchResult:
-    """One batch of a row step, in a worker. The step arrives pickled without open handles
-    (see `StepContext.__getstate__`), so it opens its own backends and cache, and closes them."""
-    step.context.max_concurrency = max_concurrency
+    """One batch of a row step, in a worker, on the worker's engines for the run (they flush the
+    request cache before they return, so the batch's answers are stored when it counts as done)."""
+    use_worker_handles(step.context, max_concurrency)
     started = time.perf_counter()
-    try:
-        result = step.process(rows)
-    finally:
-        step.context.close()  # flushes the cache before the batch counts as done
+    result = step.process(rows)
     result.stats.seconds = time.perf_counter() - started
     return result
 

@@ -15,34 +15,19 @@ queries.jsonl, qrels/*.tsv).
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from synthwright.errors import UserError, require_module
+from synthwright.io.rows import read_jsonl
 
 RANKING_EXTRA = "'synthwright[ranking]'"
 METHODS = ("bm25", "dense", "hybrid")
 RRF_K = 60
 ANN_THRESHOLD = 200_000  # exact search is fast enough below this many documents
 Ranking = list[tuple[str, float]]
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"File '{path}' does not exist.")
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise UserError(f"{path}:{number} is not valid JSON ({exc.msg}).") from None
-    return rows
 
 
 def load_corpus(path: str | Path) -> dict[str, dict]:
@@ -153,6 +138,16 @@ class DenseRetriever:
         ]
 
 
+@dataclass(frozen=True)
+class HybridHits:
+    """One query's hybrid result: the fused ranking, and the two it was fused from (whose scores
+    are features in their own right)."""
+
+    fused: Ranking
+    bm25: Ranking
+    dense: Ranking
+
+
 class Retriever:
     """`Retriever(corpus, method="hybrid").search(queries, k)` -> per query [(doc_id, score)], best first.
 
@@ -178,9 +173,18 @@ class Retriever:
             return self.bm25.search(queries, k)
         if self.method == "dense":
             return self.dense.search(queries, k)
+        return [hits.fused for hits in self.hybrid(queries, k, depth=depth)]
+
+    def hybrid(self, queries: Sequence[str], k: int = 10, *, depth: int | None = None, keep: int | None = None) -> list[HybridHits]:
+        """Per query, the top `k` of BM25 and dense fused by RRF, with both rankings. `depth`:
+        how much of each ranking is fused (default max(k, 1000)); `keep`: how much of each is
+        returned for its scores (default `depth`)."""
+        if self.method != "hybrid":
+            raise UserError(f"A {self.method} retriever has no hybrid ranking.", "Build it with method='hybrid'.")
         depth = max(k, depth or 1000)
-        lexical, semantic = self.bm25.search(queries, depth), self.dense.search(queries, depth)
-        return [reciprocal_rank_fusion((lex, sem), k) for lex, sem in zip(lexical, semantic)]
+        reach = max(depth, keep or depth)
+        lexical, semantic = self.bm25.search(queries, reach), self.dense.search(queries, reach)
+        return [HybridHits(reciprocal_rank_fusion((lex[:depth], sem[:depth]), k), lex, sem) for lex, sem in zip(lexical, semantic)]
 
     def run(self, queries: Mapping[str, str], k: int = 100, **options: Any) -> dict[str, Ranking]:
         """{query_id: ranking} for {query_id: text}: the shape metrics.evaluate takes."""

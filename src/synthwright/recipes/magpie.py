@@ -92,7 +92,7 @@ class MagpieStage(Stage):
                 raise UserError(f"Unknown Magpie template '{o.template}'.", f"Use one of: {', '.join(KNOWN_TEMPLATES)}, or give pre_query.")
             return KNOWN_TEMPLATES[o.template].format(system=o.system)
         backend = self.context.backend(o.model)
-        if not hasattr(backend, "render_chat"):
+        if not backend.renders_chat:
             raise UserError(
                 f"Magpie cannot see the chat template of {o.model}.",
                 "Add `template: chatml` (or llama3), or `pre_query:` with the raw text up to the user turn.",

@@ -143,7 +143,8 @@ class TextToPersonaStep(RowStep):
             for row in rows
         ]
         answers = {}
-        result.stats.add_usage(self.context.engine(o.model, self.name).run(requests, lambda i, _r, resp: answers.__setitem__(i, resp)))
+        result.stats.add_usage(self.context.engine(o.model).run(requests, lambda i, _r, resp: answers.__setitem__(i, resp), step=self.name,
+                                                                        owner=self.context.owner(self.name)))
         for i, row in enumerate(rows):
             response = answers[i]
             text = response.text.strip().strip('"') if response.ok else ""

@@ -211,7 +211,7 @@ class AmbiguityStep(RowStep):
         def collect(index, _request, response):
             answers[chosen[index]] = response.text.strip() if response.ok else None
 
-        result.stats.add_usage(self.context.engine(o.model, self.name).run(requests, collect))
+        result.stats.add_usage(self.context.engine(o.model).run(requests, collect, step=self.name, owner=self.context.owner(self.name)))
         for i, row in enumerate(rows):
             if i not in answers:
                 result.keep(row)

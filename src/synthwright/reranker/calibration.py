@@ -44,14 +44,11 @@ def calibration_rows(queries: Mapping[str, str], qrels: Mapping[str, Mapping[str
 
     Member scores come from the top `score_depth`, not `depth`: a member abstains on a document
     it did not score, and a relevant document outside MiniLM's top 100 is exactly its miss."""
-    from synthwright.ranking.retrieval import reciprocal_rank_fusion
-
     ids = list(queries)
-    texts = [queries[q] for q in ids]
-    lexical, semantic = retriever.bm25.search(texts, score_depth), retriever.dense.search(texts, score_depth)
+    found = retriever.hybrid([queries[q] for q in ids], depth, depth=depth, keep=score_depth)
     rows = []
-    for qid, lex, sem in zip(ids, lexical, semantic):
-        fused = [doc for doc, _ in reciprocal_rank_fusion((lex[:depth], sem[:depth]), depth)]
+    for qid, hits in zip(ids, found):
+        fused, lex, sem = [doc for doc, _ in hits.fused], hits.bm25, hits.dense
         relevant = [doc for doc, grade in qrels[qid].items() if grade > 0]
         negatives = [doc for doc in fused if doc not in qrels[qid]]
         if not relevant or len(negatives) < 2:

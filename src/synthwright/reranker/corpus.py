@@ -65,5 +65,18 @@ def _pydoc_topics() -> Corpus:
     return {name: {"title": name, "text": " ".join(text.split())} for name, text in sorted(topics.items()) if text.strip()}
 
 
+_RETRIEVERS: dict = {}
+
+
+def shared_retriever(spec: str, method: str = "hybrid"):
+    """One retriever per (corpus, method) per process: the index is the expensive part."""
+    key = (spec, method)
+    if key not in _RETRIEVERS:
+        from synthwright.ranking.retrieval import Retriever
+
+        _RETRIEVERS[key] = Retriever(open_corpus(spec), method)
+    return _RETRIEVERS[key]
+
+
 def corpus_texts(corpus: Corpus) -> dict[str, str]:
     return {doc_id: document_text(doc) for doc_id, doc in corpus.items()}

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthwright.errors import UserError
-from synthwright.reranker.corpus import corpus_texts, open_corpus
+from synthwright.reranker.corpus import corpus_texts, open_corpus, shared_retriever
 from synthwright.reranker.student import QueryLabels
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ METRICS = ("ndcg@10", "mrr@10", "recall@100")
 
 
 def read_queries(path: str | Path) -> dict[str, str]:
-    from synthwright.ranking.retrieval import read_jsonl
+    from synthwright.io.rows import read_jsonl
 
     path = Path(path)
     path = path / "queries.jsonl" if path.is_dir() else path
@@ -58,8 +58,6 @@ def judged_queries(queries_path, qrels_path) -> tuple[dict[str, str], dict[str, 
 
 def real_label_groups(queries_path, qrels_path, corpus_spec: str, *, limit: int | None = None, negatives: int = 7, seed: int = 0) -> list[QueryLabels]:
     """Real queries with real labels: judged documents 1, hybrid top non-judged ones 0."""
-    from synthwright.reranker.steps import shared_retriever
-
     queries, qrels = judged_queries(queries_path, qrels_path)
     queries = sample_queries(queries, limit or len(queries), seed)
     ids = list(queries)
@@ -141,18 +139,15 @@ def evaluate_students(
     """Baselines and each student (name -> StudentReranker) on the real queries; `control` is
     (name, scorer) of the untrained base model, put in each student's place in BM25 + student."""
     from synthwright.ranking import evaluate
-    from synthwright.reranker.steps import shared_retriever
 
     texts = corpus_texts(open_corpus(corpus_spec))
-    retriever = shared_retriever(corpus_spec)
     runs, seconds = {}, {}
     started = time.perf_counter()
-    lexical, semantic = retriever.bm25.search(list(queries.values()), 1000), retriever.dense.search(list(queries.values()), 1000)
-    from synthwright.ranking.retrieval import reciprocal_rank_fusion
-
-    runs["BM25"] = dict(zip(queries, (r[:100] for r in lexical)))
-    runs["dense (MiniLM)"] = dict(zip(queries, (r[:100] for r in semantic)))
-    runs["hybrid (RRF)"] = {qid: reciprocal_rank_fusion((lex, sem), 100) for qid, lex, sem in zip(queries, lexical, semantic)}
+    found = shared_retriever(corpus_spec).hybrid(list(queries.values()), 100, depth=1000)
+    lexical = [hits.bm25 for hits in found]
+    runs["BM25"] = {qid: hits.bm25[:100] for qid, hits in zip(queries, found)}
+    runs["dense (MiniLM)"] = {qid: hits.dense[:100] for qid, hits in zip(queries, found)}
+    runs["hybrid (RRF)"] = {qid: hits.fused for qid, hits in zip(queries, found)}
     seconds["first stage"] = time.perf_counter() - started
     hybrid = runs["hybrid (RRF)"]
     for name, student in students.items():

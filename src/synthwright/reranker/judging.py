@@ -5,7 +5,8 @@ against every candidate, rank neighbours, a few random pairs). Every pair is jud
 cheap members, which cost nothing next to an LLM call:
 
 - `bm25`: P(a > b) = sigmoid(z_a - z_b), z = the query's BM25 scores standardised over its graph;
-- `embedding`: P(a > b) = sigmoid((cos_a - cos_b) / 0.05), MiniLM cosine (as judges.EmbeddingJudge).
+- `embedding`: P(a > b) = sigmoid((cos_a - cos_b) / 0.05), the retriever's MiniLM cosine, judged by
+  judges.EmbeddingJudge from those cosines.
 
 An LLM member `likelihood:MODEL` scores each document of a chosen pair instead, by how
 likely the model finds the query after reading it (reranker/teacher.py), P(a > b) =
@@ -28,13 +29,13 @@ from typing import Any
 import numpy as np
 
 from synthwright.core.lineage import Row
-from synthwright.judges.base import PairItem, PairResult, short_model_name
+from synthwright.judges.base import PairItem, PairResult
+from synthwright.judges.embedding import EmbeddingJudge
+from synthwright.judges.members import BM25, EMBEDDING, LIKELIHOOD, Member, parse_members
 from synthwright.judges.prompts import PairwisePrompt
 from synthwright.ranking.pairs import select_pairs
 from synthwright.reranker.queries import JUDGE_CONTEXT_LABELS, JUDGE_INSTRUCTIONS
-from synthwright.reranker.teacher import likelihood_model, query_likelihoods
-
-EMBEDDING_TEMPERATURE = 0.05
+from synthwright.reranker.teacher import query_likelihoods
 
 
 def _sigmoid(x: float) -> float:
@@ -49,6 +50,8 @@ def _standardise(values: Sequence[float]) -> list[float]:
 
 def graph_for(row: Row, options, seed: int) -> list[dict[str, Any]]:
     """The query's comparisons with the cheap members' verdicts; anchor pairs marked."""
+    kinds = {member.kind: member for member in parse_members(options.judges)}
+    embedding = EmbeddingJudge(name=kinds[EMBEDDING].name) if EMBEDDING in kinds else None
     source, candidates = row["doc_id"], list(row["candidates"])
     nodes = [source, *candidates]
     bm25 = dict(zip(nodes, _standardise(row["bm25"])))
@@ -62,10 +65,10 @@ def graph_for(row: Row, options, seed: int) -> list[dict[str, Any]]:
     comparisons = []
     for a, b in pairs:
         by: dict[str, float] = {}
-        if "bm25" in options.judges:
-            by["bm25"] = _sigmoid(bm25[a] - bm25[b])
-        if "embedding" in options.judges and dense[a] and dense[b]:  # 0.0 = outside the dense top list
-            by["embedding"] = _sigmoid((dense[a] - dense[b]) / EMBEDDING_TEMPERATURE)
+        if BM25 in kinds:
+            by[kinds[BM25].name] = _sigmoid(bm25[a] - bm25[b])
+        if embedding is not None and dense[a] and dense[b]:  # 0.0 = outside the dense top list
+            by[embedding.name] = embedding.preference(dense[a], dense[b])
         anchor = a == source and b in bottom
         comparisons.append({"a": a, "b": b, "by": by, "anchor": anchor})
     return comparisons
@@ -103,41 +106,44 @@ def choose_for_llm(graphs: Sequence[tuple[Row, list[dict]]], budget: int, anchor
     return chosen[:budget]
 
 
-def judge_batch(rows: list[Row], options, context, step_name: str, llm_specs: Sequence[str], texts: Mapping[str, str]):
+def judge_batch(rows: list[Row], options, context, step_name: str, texts: Mapping[str, str]):
     """Rows with a `comparisons` column, and the LLM usage of the batch."""
-    from synthwright.judges.pairwise import PairwiseJudge
-
     graphs = [(row, graph_for(row, options, context.seed_for(step_name, row["query_id"]))) for row in rows]
     batch_key = rows[0]["query_id"] if rows else ""  # seeds this batch's draws, so a resumed run makes the same ones
     budget = stochastic_round(options.llm_pairs_per_query * len(rows), context.rng(step_name, "budget", batch_key))
     usage = []
-    for spec in llm_specs:
-        chosen = choose_for_llm(graphs, budget, options.anchor_share, context.rng(step_name, spec, batch_key))
-        if (model := likelihood_model(spec)) is not None:
-            usage.append(_judge_by_likelihood(chosen, model, options, context, step_name, texts))
+    for member in parse_members(options.judges):
+        if not member.uses_llm:
             continue
-        name = short_model_name(spec)
-        for style in sorted({row.get("style", "question") for row, _ in chosen}):
-            subset = [(row, c) for row, c in chosen if row.get("style", "question") == style]
-            judge = PairwiseJudge(spec, _prompt(options, style), name=name, max_chars=options.max_chars, context=context, step_name=step_name)
-            items = [PairItem(context=row["query"], a=texts[c["a"]], b=texts[c["b"]]) for row, c in subset]
-            progress = context.request_progress(f"{name}: {len(items)} pairs, both orders")
-            for (row, comparison), verdict in zip(subset, judge.compare(items, progress)):
-                if isinstance(verdict, PairResult):
-                    comparison["by"][name] = verdict.p_a
-                    comparison.setdefault("first", {})[name] = (verdict.p_first_ab + verdict.p_first_ba) / 2
-            usage.append(judge.usage)
+        chosen = choose_for_llm(graphs, budget, options.anchor_share, context.rng(step_name, member.spec, batch_key))
+        judge = _judge_by_likelihood if member.kind == LIKELIHOOD else _judge_pairwise
+        usage.append(judge(chosen, member, options, context, step_name, texts))
     return [{**row, "comparisons": comparisons} for row, comparisons in graphs], usage
 
 
-def likelihood_member_name(model: str) -> str:
-    return f"{short_model_name(model)} (likelihood)"
+def _judge_pairwise(chosen: Sequence[tuple[Row, dict]], member: Member, options, context, step_name: str, texts: Mapping[str, str]):
+    """Ask the LLM about each chosen pair, both orders (one prompt per query style). Returns the usage."""
+    from synthwright.judges.pairwise import PairwiseJudge
+    from synthwright.llm.usage import UsageTotals
+
+    name, usage = member.name, UsageTotals()
+    for style in sorted({row.get("style", "question") for row, _ in chosen}):
+        subset = [(row, c) for row, c in chosen if row.get("style", "question") == style]
+        judge = PairwiseJudge(member.target, _prompt(options, style), name=name, max_chars=options.max_chars, context=context, step_name=step_name)
+        items = [PairItem(context=row["query"], a=texts[c["a"]], b=texts[c["b"]]) for row, c in subset]
+        progress = context.request_progress(f"{name}: {len(items)} pairs, both orders")
+        for (row, comparison), verdict in zip(subset, judge.compare(items, progress)):
+            if isinstance(verdict, PairResult):
+                comparison["by"][name] = verdict.p_a
+                comparison.setdefault("first", {})[name] = (verdict.p_first_ab + verdict.p_first_ba) / 2
+        usage.absorb(judge.usage)
+    return usage
 
 
-def _judge_by_likelihood(chosen: Sequence[tuple[Row, dict]], model: str, options, context, step_name: str, texts: Mapping[str, str]):
+def _judge_by_likelihood(chosen: Sequence[tuple[Row, dict]], member: Member, options, context, step_name: str, texts: Mapping[str, str]):
     """Score each (query, document) the chosen pairs name once, then give every pair its
     P(a > b); a pair with a failed score is left to the other members. Returns the usage."""
-    name = likelihood_member_name(model)
+    name, model = member.name, member.target
     rows = {row["query_id"]: row for row, _ in chosen}
     keys = list(dict.fromkeys((row["query_id"], doc) for row, c in chosen for doc in (c["a"], c["b"])))
     items = [(rows[qid]["query"], texts[doc], rows[qid].get("style", "question")) for qid, doc in keys]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from synthwright.filters.rouge import lcs_length, tokenize
+from synthwright.filters.lcs import lcs_length, tokenize
 
 STYLE_INSTRUCTIONS = {
     "claim": (

@@ -15,7 +15,7 @@ its P(Yes) ranks badly, while how well a document predicts the query's words doe
 on its answering style. Likelihood needs the prompt's log-probabilities, which only the
 in-process llama.cpp backend gives.
 
-The same scores make an ensemble member (`likelihood:MODEL`, reranker/judging.py).
+The same scores make an ensemble member (`likelihood:MODEL`, judges/members.py, reranker/judging.py).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from synthwright.errors import UserError
 
 TeacherMethod = Literal["likelihood", "yes_no"]
 TEACHER_METHODS: tuple[str, ...] = get_args(TeacherMethod)
-LIKELIHOOD_PREFIX = "likelihood:"  # a judge member `likelihood:MODEL` scores by query likelihood
 LIKELIHOOD_PROMPT = "Passage: {document}\n\n{instruction}"  # the user turn; the query is scored as the reply
 
 # What the teacher is asked to write from the document; the evaluation query is scored as its answer.
@@ -116,11 +115,6 @@ def _likelihood_request(query: str, document: str, style: str, *, max_chars: int
     instruction = LIKELIHOOD_INSTRUCTIONS.get(style, LIKELIHOOD_INSTRUCTIONS["question"])
     prompt = LIKELIHOOD_PROMPT.format(document=truncate(document, max_chars), instruction=instruction)
     return LLMRequest(messages=(Message(role="user", content=prompt),), continuation=query)
-
-
-def likelihood_model(spec: str) -> str | None:
-    """The model of a `likelihood:MODEL` judge member, or None for any other member."""
-    return spec[len(LIKELIHOOD_PREFIX):] if spec.startswith(LIKELIHOOD_PREFIX) else None
 
 
 def likelihood_unsupported(model: str) -> str | None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from synthwright.judges.apply import judged_mode
 from synthwright.review.guard import Guard
 from synthwright.review.labels import LabelTask, open_task
 from synthwright.review.source import KINDS, Entry, Source
@@ -157,7 +158,7 @@ def create_app(source: Source, options: ReviewOptions = ReviewOptions()):
             steps.append({
                 "name": step, "counts": source.counts(step),
                 "judged": any(e.score(options.prefix) is not None for e in entries),
-                "labellable": any(f"{options.prefix}_score" in e.row or f"{options.prefix}_p_a" in e.row for e in entries),
+                "labellable": judged_mode((e.row for e in entries), options.prefix) is not None,
                 "pairs": any(e.meta.get("duplicate_of") is not None for e in source.entries(step, "dropped")),
             })
         return page("index.html", steps=steps)

@@ -27,7 +27,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from synthwright.errors import UserError
+from synthwright.io.rows import numbered_jsonl
+from synthwright.judges.apply import judged_mode
 from synthwright.judges.rubric import DEFAULT_RUBRIC, Criterion, Rubric, load_rubric
+from synthwright.judges.stats import spearman
 from synthwright.review.source import Entry, Source
 
 Mode = Literal["pointwise", "pairwise"]
@@ -35,15 +38,6 @@ POINT_BINS = 5  # judge scores 1-5, one bin per point of the scale
 PAIR_BINS = 5  # P(A better) in fifths: confident B ... tie ... confident A
 OVERALL = Criterion(name="overall", question="How good is this row overall?",
                     anchors=("useless", "poor", "acceptable", "good", "excellent"))
-
-
-def judge_mode(entries: Sequence[Entry], prefix: str) -> Mode | None:
-    """pairwise when rows carry PREFIX_p_a, pointwise with PREFIX_score, else None (not judged)."""
-    if any(f"{prefix}_p_a" in e.row for e in entries):
-        return "pairwise"
-    if any(f"{prefix}_score" in e.row for e in entries):
-        return "pointwise"
-    return None
 
 
 # -- the sample -----------------------------------------------------------------------------
@@ -88,29 +82,6 @@ def _share_out(total: int, capacity: list[int]) -> list[int]:
 
 
 # -- agreement ------------------------------------------------------------------------------
-def _ranks(values: Sequence[float]) -> list[float]:
-    order = sorted(range(len(values)), key=values.__getitem__)
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2  # ties share their mean rank
-        i = j + 1
-    return ranks
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Spearman's rho (Pearson on mean ranks); None when either side is constant."""
-    rx, ry = _ranks(x), _ranks(y)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
-    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else None
-
-
 def agreement(mode: Mode, pairs: list[tuple[Any, float]]) -> dict[str, Any]:
     """How the human labels so far agree with the judge: (human label, judge value) pairs."""
     if mode == "pointwise":
@@ -169,14 +140,8 @@ def _read_labels(path: Path) -> dict[str, dict[str, Any]]:
     records: dict[str, dict[str, Any]] = {}
     if not path.is_file():
         return records
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{number}: not valid JSON ({exc.msg}).", "Fix or remove that line; labels are one JSON object a line.") from None
-        if not isinstance(record, dict) or "id" not in record:
+    for number, record in numbered_jsonl(path):
+        if "id" not in record:
             raise UserError(f"{path}:{number}: a label needs an `id`.", "Fix or remove that line.")
         records[str(record["id"])] = record
     return records
@@ -290,7 +255,7 @@ def open_task(source: Source, step: str, *, prefix: str = "judge", size: int = 2
               rubric: str | None = None) -> LabelTask:
     """The labelling session for `step`: its stored sample (drawn now the first time), its rubric, its labels."""
     entries = source.step_entries(step)
-    mode = judge_mode(entries, prefix)
+    mode = judged_mode((e.row for e in entries), prefix)
     if mode is None:
         raise UserError(f"Step '{step}' has no judge scores ({prefix}_score or {prefix}_p_a).",
                         "Label a step that a judge scored (or its filter), or give --prefix.")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from synthwright.errors import UserError
+from synthwright.io.rows import numbered_jsonl
 
 TRAIN_KEYS = ("train_loss", "loss", "training_loss")
 VAL_KEYS = ("val_loss", "eval_loss", "validation_loss", "real_val_loss")
@@ -105,10 +106,7 @@ def load_curves(path: str | Path) -> tuple[list, list]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
-        try:
-            data = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as exc:
-            raise UserError(f"'{path}' is neither JSON nor JSONL ({exc.msg}).") from None
+        data = [row for _, row in numbered_jsonl(path)]  # JSONL, or an error that names the line
     if isinstance(data, dict) and "train" in data and "val" in data:
         return data["train"], data["val"]
     rows = data.get("log_history") if isinstance(data, dict) else data

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from synthwright.errors import require_module
-from synthwright.filters.rouge import tokenize
+from synthwright.filters.lcs import tokenize
 
 TEXT_FEATURES = ("length_tokens", "vocab_novelty", "type_token_ratio", "question")
 SYNTAX_FEATURES = ("parse_depth", "mean_dependency_length", "imperative")

@@ -3,35 +3,17 @@ pyplot global state) and returned as bytes, so the report can embed them as data
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
-from synthwright.errors import require_module
+from synthwright.reports.figures import new_figure, png_bytes
 from synthwright.validate.projection import COLOURS
 
 
-def _figure(width: float, height: float):
-    require_module("matplotlib", "The validation plots", "'synthwright[validate]'")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _png(figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
 def projection_png(coords: np.ndarray, labels: Sequence[str], title: str) -> bytes:
-    figure = _figure(7.5, 6)
+    figure = new_figure(7.5, 6)
     axes = figure.subplots()
     labels = np.asarray(labels)
     for label in dict.fromkeys(labels.tolist()):
@@ -41,14 +23,14 @@ def projection_png(coords: np.ndarray, labels: Sequence[str], title: str) -> byt
     axes.set_xticks([])
     axes.set_yticks([])
     axes.legend(loc="best")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def marginals_png(dimensions: Sequence) -> bytes:
     """One small panel per dimension: both distributions (share of rows per bin), d and KS."""
     columns = 3
     rows = max(1, math.ceil(len(dimensions) / columns))
-    figure = _figure(4.2 * columns, 2.9 * rows)
+    figure = new_figure(4.2 * columns, 2.9 * rows)
     axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
     for ax, dim in zip(axes, dimensions):
         hist = dim.histogram
@@ -67,11 +49,11 @@ def marginals_png(dimensions: Sequence) -> bytes:
         ax.axis("off")
     if len(dimensions):
         axes[0].legend(fontsize=7)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def scores_png(kept: Sequence[float], dropped: Sequence[float], name: str) -> bytes:
-    figure = _figure(7, 3.6)
+    figure = new_figure(7, 3.6)
     ax = figure.subplots()
     values = [v for v in (*kept, *dropped)]
     bins = np.linspace(min(values), max(values) if max(values) > min(values) else min(values) + 1, 31)
@@ -83,11 +65,11 @@ def scores_png(kept: Sequence[float], dropped: Sequence[float], name: str) -> by
     ax.set_ylabel("rows")
     ax.legend()
     ax.set_title("Judge scores of kept and dropped rows")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def calibration_png(curve: Sequence[dict], target: float | None) -> bytes:
-    figure = _figure(7, 3.6)
+    figure = new_figure(7, 3.6)
     ax = figure.subplots()
     xs = [p["threshold"] for p in curve]
     ax.plot(xs, [p["precision"] for p in curve], marker=".", label="precision (human-rated good)")
@@ -98,11 +80,11 @@ def calibration_png(curve: Sequence[dict], target: float | None) -> bytes:
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=8)
     ax.set_title("Judge calibration on the human-labelled sample")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def curves_png(train: Sequence, val: Sequence, verdict: str) -> bytes:
-    figure = _figure(7, 3.8)
+    figure = new_figure(7, 3.8)
     ax = figure.subplots()
     t, v = np.asarray(train, float), np.asarray(val, float)
     ax.plot(t[:, 0], t[:, 1], label="training loss (synthetic)", color=COLOURS["synthetic"])
@@ -111,15 +93,15 @@ def curves_png(train: Sequence, val: Sequence, verdict: str) -> bytes:
     ax.set_ylabel("loss")
     ax.legend()
     ax.set_title(f"Loss curves: {verdict}", color="black" if verdict == "tracks" else "#c44e52")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def rounds_png(rounds: Sequence[dict]) -> bytes:
-    figure = _figure(7, 3.4)
+    figure = new_figure(7, 3.4)
     ax = figure.subplots()
     names = [str(r["round"]) for r in rounds]
     ax.plot(names, [r["mean_pairwise_distance"] for r in rounds], marker="o", label="mean pairwise cosine distance")
     ax.set_xlabel("generation round")
     ax.set_ylabel("mean pairwise distance")
     ax.set_title("Diversity by generation round")
-    return _png(figure)
+    return png_bytes(figure)

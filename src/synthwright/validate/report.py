@@ -12,7 +12,6 @@ Tiers, each optional beyond the first:
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 from collections.abc import Sequence
@@ -264,8 +263,4 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-__all__ = ["Distribution", "Flag", "ValidationConfig", "ValidationReport", "compare_distributions", "data_uri", "judge_tier"]
+__all__ = ["Distribution", "Flag", "ValidationConfig", "ValidationReport", "compare_distributions", "judge_tier"]

@@ -5,9 +5,10 @@ back. Retries, caching, concurrency and accounting belong to `LLMEngine`, once. 
 signals what went wrong with `TransientError` (worth retrying), `RateLimited` (retry, and
 slow down) or `PermanentError` (retrying cannot help).
 
-New backends register like a third-party plugin would: subclass `Backend`, decorate with
-`@register_backend("name")`; packages can also expose one through the
-`synthwright.backends` entry-point group.
+Backends register like a third-party plugin's: subclass `Backend`, decorate with
+`@register_backend("name")`, and name the module in the `synthwright.backends` entry-point
+group (pyproject.toml does so for the built-in ones), so this registry imports none of them. A backend's settings are its typed `Options`
+(a pydantic model that forbids unknown keys): what a pipeline's `models:` entry may set.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from synthwright.errors import UserError
 from synthwright.llm.records import LLMRequest, LLMResponse
+from synthwright.llm.usage import Price
 
 
 class BackendError(Exception):
@@ -41,15 +45,49 @@ class PermanentError(BackendError):
     """Retrying cannot help (bad request, unknown model, missing key)."""
 
 
+class BackendOptions(BaseModel):
+    """Settings of one model in a run. These three are the engine's, for every backend; a
+    backend's subclass adds its own (which reach its constructor as keyword arguments)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_concurrency: int | None = Field(None, ge=1, description="Requests in flight at most (default: the backend's; --concurrency lowers it)")
+    timeout: float | None = Field(None, gt=0, description="Seconds to wait for one answer (default 120)")
+    price: str | None = Field(None, description="Dollars per million tokens, INPUT/OUTPUT, e.g. 0.15/0.60 (for cost accounting)")
+
+    ENGINE_FIELDS: ClassVar[tuple[str, ...]] = ("max_concurrency", "timeout", "price")
+
+    @field_validator("price")
+    @classmethod
+    def _readable_price(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                Price.parse(value)
+            except UserError as exc:
+                raise ValueError(f"{exc.problem} {exc.fix}") from None
+        return value
+
+    def parsed_price(self) -> Price | None:
+        return Price.parse(self.price) if self.price is not None else None
+
+    def backend_kwargs(self) -> dict[str, Any]:
+        """The backend's own settings that were given, as its constructor takes them."""
+        return self.model_dump(exclude=set(self.ENGINE_FIELDS), exclude_unset=True)
+
+
 class Backend(ABC):
     """Talks to one model. Subclasses implement `complete` and `identity`."""
 
     name: ClassVar[str]
+    #: The settings a pipeline's `models:` entry may give this backend.
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
     #: How many requests the engine may have in flight by default.
     default_concurrency: ClassVar[int] = 1
     #: Whether it answers `LLMRequest.continuation` (needs the prompt's log-probabilities, which
     #: an OpenAI-style chat API never returns); the engine refuses such requests otherwise.
     scores_continuations: ClassVar[bool] = False
+    #: Whether `render_chat` shows the model's own chat template as text (what Magpie builds on).
+    renders_chat: ClassVar[bool] = False
 
     def __init__(self, target: str, **options: Any):
         self.target = target
@@ -76,8 +114,17 @@ class Backend(ABC):
             return request.prompt
         return "\n".join(f"{m.role}: {m.content}" for m in request.messages or ())
 
+    def render_chat(self, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        """The model's chat template applied to `messages`, where `renders_chat` says it can."""
+        raise PermanentError(f"the {self.name} backend cannot show its model's chat template")
+
     async def aclose(self) -> None:
         """Release connections or memory."""
+
+    @classmethod
+    def summary(cls) -> str:
+        """The first line of the class's docstring (what `synthwright steps` shows)."""
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
 
 
 def continuation_refusal(backend: str) -> str:
@@ -98,20 +145,25 @@ def register_backend(name: str):
     return decorate
 
 
-def _load_plugins() -> None:
+def _load_registered(name: str | None = None) -> None:
+    """Import the modules the `synthwright.backends` entry points name (the one for `name`, or
+    all): importing one registers its backend."""
     from importlib.metadata import entry_points
 
     for entry in entry_points(group="synthwright.backends"):
-        if entry.name not in BACKENDS:
+        if entry.name not in BACKENDS and name in (None, entry.name):
             entry.load()
 
 
-def backend_class(name: str) -> type[Backend]:
-    # Importing the built-in modules registers them; plugins come from entry points.
-    from synthwright.llm.backends import llamacpp, openai_compat  # noqa: F401
+def backend_types() -> dict[str, type[Backend]]:
+    """Every backend by name: the built-in ones and those plugins register."""
+    _load_registered()
+    return dict(BACKENDS)
 
+
+def backend_class(name: str) -> type[Backend]:
     if name not in BACKENDS:
-        _load_plugins()
+        _load_registered(name)
     try:
         return BACKENDS[name]
     except KeyError:

@@ -11,7 +11,8 @@ Probabilities never need `logits_all=True` (which reserves n_ctx x vocab floats,
 for Qwen at n_ctx=2048, and slows prompt processing ~30%): choice probabilities read the
 last position's logits after evaluating the prompt, top-k logprobs of generated tokens are
 read by a logits processor as each token is sampled, and a continuation's log-probability
-asks llama.cpp for logits at the continuation's positions only.
+asks llama.cpp for logits at the continuation's positions only. Those need llama-cpp-python's
+private parts, which `llamacpp_internals.LlamaInternals` wraps, checked against its version.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ import json
 import os
 import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from synthwright.errors import UserError, require_module
-from synthwright.llm.backends.base import Backend, PermanentError, register_backend
+from synthwright.llm.backends.base import Backend, BackendOptions, PermanentError, register_backend
+from synthwright.llm.backends.llamacpp_internals import LlamaInternals
 from synthwright.llm.offline_models import OFFLINE_MODELS, ensure_model_file
 from synthwright.llm.records import LLMRequest, LLMResponse, TokenLogprob, Usage, parse_json_answer
 
@@ -40,10 +43,20 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum())
 
 
+class LlamaCppOptions(BackendOptions):
+    n_ctx: int = Field(4096, ge=64, description="Context length in tokens (prompt and answer together)")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores)")
+    n_batch: int = Field(512, ge=1, description="Prompt tokens evaluated per llama.cpp call")
+
+
 @register_backend("llamacpp")
 class LlamaCppBackend(Backend):
+    """In-process GGUF model (llama-cpp-python): llamacpp:NAME of an offline model, or llamacpp:/path/m.gguf."""
+
+    Options = LlamaCppOptions
     default_concurrency = 1  # one model, one sequence: requests queue, in order
     scores_continuations = True
+    renders_chat = True
 
     def __init__(self, target: str, n_ctx: int = 4096, n_threads: int | None = None, n_batch: int = 512, **options: Any):
         super().__init__(target, **options)
@@ -61,6 +74,7 @@ class LlamaCppBackend(Backend):
         else:
             self._path = None  # assembled on first use
         self._llm = None
+        self._internals: LlamaInternals | None = None
         self._formatter = None
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
@@ -83,11 +97,18 @@ class LlamaCppBackend(Backend):
         """The loaded `llama_cpp.Llama` (loaded on first call)."""
         if self._llm is None:
             llama_cpp = require_module("llama_cpp", "The llamacpp backend", LLAMACPP_PIP)
-            self._llm = llama_cpp.Llama(
+            llm = llama_cpp.Llama(
                 model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads,
                 n_batch=self.n_batch, logits_all=False, verbose=False,
             )
+            self._internals = LlamaInternals(llm)  # checks the parts it reaches into, before any request
+            self._llm = llm
         return self._llm
+
+    def internals(self) -> LlamaInternals:
+        """The loaded model's private parts (loads it on first call)."""
+        self.llama()
+        return self._internals
 
     def chat_formatter(self):
         if self._formatter is None:
@@ -97,12 +118,12 @@ class LlamaCppBackend(Backend):
             template = llm.metadata.get("tokenizer.chat_template")
             if not template:
                 raise PermanentError(f"{self.model_path.name} has no chat template; send a raw prompt instead")
-            model = llm._model
+            internals = self.internals()
             eos, bos = llm.token_eos(), llm.token_bos()
             self._formatter = Jinja2ChatFormatter(
                 template=template,
-                eos_token=model.token_get_text(eos) if eos != -1 else "",
-                bos_token=model.token_get_text(bos) if bos != -1 else "",
+                eos_token=internals.token_text(eos) if eos != -1 else "",
+                bos_token=internals.token_text(bos) if bos != -1 else "",
                 stop_token_ids=[eos],
             )
         return self._formatter
@@ -110,11 +131,14 @@ class LlamaCppBackend(Backend):
     def render_chat(self, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
         """The model's own chat template applied to `messages` (what Magpie builds on)."""
         formatter = self.chat_formatter()
-        formatter.add_generation_prompt = add_generation_prompt
-        try:
-            return formatter(messages=messages).prompt
-        finally:
-            formatter.add_generation_prompt = True  # shared with every chat request
+        # The formatter is shared with every chat request, which runs in a worker thread:
+        # flip its flag only while no request can use it.
+        with self._lock:
+            formatter.add_generation_prompt = add_generation_prompt
+            try:
+                return formatter(messages=messages).prompt
+            finally:
+                formatter.add_generation_prompt = True
 
     def tokens_for(self, request: LLMRequest) -> tuple[list[int], list[str]]:
         """Prompt tokens and the extra stop strings the chat template implies."""
@@ -173,7 +197,7 @@ class LlamaCppBackend(Backend):
             from llama_cpp import LogitsProcessorList
 
             kwargs["logits_processor"] = LogitsProcessorList([recorder])
-        with recorder.sampled_ids(llm) if recorder is not None else nullcontext():
+        with self.internals().noting_sampled(recorder.sampled.append) if recorder is not None else nullcontext():
             result = llm.create_completion(prompt=tokens, **kwargs)
         choice = result["choices"][0]
         text = choice["text"]
@@ -229,7 +253,7 @@ class LlamaCppBackend(Backend):
         evaluated as usual (its last logits give the first token); then every continuation
         token but the last is decoded, asking llama.cpp for logits at each of them (one decode
         per n_batch tokens), and position i scores token i + 1."""
-        llm = self.llama()
+        llm, internals = self.llama(), self.internals()
         following = self._first_tokens(continuation)
         if len(tokens) + len(following) > self.n_ctx:
             raise PermanentError(f"prompt and continuation have {len(tokens) + len(following)} tokens; the context holds {self.n_ctx} (raise n_ctx)")
@@ -237,25 +261,17 @@ class LlamaCppBackend(Backend):
         context = following[:-1]  # the tokens whose logits score the next one
         for start in range(0, len(context), llm.n_batch):
             chunk = context[start: start + llm.n_batch]
-            n_past = llm.n_tokens
-            llm._batch.set_batch(batch=chunk, n_past=n_past, logits_all=True)
-            llm._ctx.decode(llm._batch)
-            # What llama.cpp now holds, so the next request reuses (or trims) this prefix correctly.
-            llm.input_ids[n_past: n_past + len(chunk)] = chunk
-            llm.n_tokens += len(chunk)
+            internals.decode_with_logits(chunk)
             for i in range(len(chunk)):
-                logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(i), shape=(llm.n_vocab(),))
-                total += float(_log_softmax(logits.astype(np.float64))[following[start + i + 1]])
+                total += float(_log_softmax(internals.logits(i))[following[start + i + 1]])
         return LLMResponse(
             text=continuation, continuation_logprob=total, continuation_tokens=len(following), finish_reason="continuation",
             usage=Usage(prompt_tokens=len(tokens) + len(following), completion_tokens=0),
         )
 
     def _next_token_logprobs(self, tokens: list[int]) -> np.ndarray:
-        llm = self.llama()
         self._evaluate_reusing_prefix(tokens)
-        logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),))
-        return _log_softmax(logits.astype(np.float64))
+        return _log_softmax(self.internals().logits(-1))
 
     def _first_tokens(self, text: str) -> list[int]:
         return self.llama().tokenize(text.encode("utf-8"), add_bos=False, special=False)
@@ -275,19 +291,15 @@ class LlamaCppBackend(Backend):
 
     def _evaluate_reusing_prefix(self, tokens: list[int]) -> None:
         """Evaluate `tokens`, keeping whatever prefix llama.cpp already holds."""
-        llm = self.llama()
-        held = llm._input_ids.tolist()
+        internals = self.internals()
         prefix = 0
-        for a, b in zip(held, tokens):
+        for a, b in zip(internals.held_tokens(), tokens):
             if a != b:
                 break
             prefix += 1
         prefix = min(prefix, len(tokens) - 1)  # at least one token is evaluated, for fresh logits
-        if prefix == 0 or not llm._ctx.kv_cache_seq_rm(-1, prefix, -1):
-            prefix = 0
-            llm.reset()
-        llm.n_tokens = prefix
-        llm.eval(tokens[prefix:])
+        internals.keep_prefix(prefix)
+        self.llama().eval(tokens[prefix:])
 
     async def aclose(self) -> None:
         # The model stays loaded for the backend's lifetime: reloading costs seconds.
@@ -296,7 +308,7 @@ class LlamaCppBackend(Backend):
 
 class _TopLogprobRecorder:
     """Notes the top-k log-probabilities at each sampled position (as a logits processor)
-    and the token actually sampled there (by wrapping `Llama.sample` for one call).
+    and the token actually sampled there (through `LlamaInternals.noting_sampled`).
 
     The sampled ids matter: re-tokenising the returned text can merge tokens the model
     sampled separately (' wand' + 'er'), which would shift every later entry.
@@ -313,21 +325,6 @@ class _TopLogprobRecorder:
         top = top[np.argsort(-logprobs[top])]
         self.steps.append((top, logprobs))
         return logits
-
-    @contextmanager
-    def sampled_ids(self, llm):
-        original = llm.sample
-
-        def sample_and_note(*args, **kwargs):
-            token = original(*args, **kwargs)
-            self.sampled.append(int(token))
-            return token
-
-        llm.sample = sample_and_note  # an instance attribute shadows the method for this call only
-        try:
-            yield
-        finally:
-            del llm.sample
 
     def records(self, llm, text: str) -> tuple[TokenLogprob, ...]:
         """One entry per sampled token that starts inside the returned text (tokens after a

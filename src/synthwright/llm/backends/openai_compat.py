@@ -1,7 +1,7 @@
 """Any OpenAI-compatible server (OpenAI, vLLM, llama.cpp server, Ollama, SGLang, TGI...).
 
-Spec: `openai:MODEL` (base URL from $OPENAI_BASE_URL, else api.openai.com) or
-`openai:MODEL@BASE_URL`. The key comes from an environment variable ($OPENAI_API_KEY by
+Spec: `openai:MODEL` (base URL from the `base_url` option, else $OPENAI_BASE_URL, else
+api.openai.com) or `openai:MODEL@BASE_URL`. The key comes from an environment variable ($OPENAI_API_KEY by
 default, `api_key_env=` to change it); servers on this machine may go without one.
 
 aiohttp is used directly, with one shared connection pool: the hot path is a JSON dump,
@@ -15,11 +15,13 @@ import json
 import math
 import os
 import time
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
+from pydantic import Field
+
 from synthwright.errors import UserError
-from synthwright.llm.backends.base import Backend, PermanentError, RateLimited, TransientError, register_backend
+from synthwright.llm.backends.base import Backend, BackendOptions, PermanentError, RateLimited, TransientError, register_backend
 from synthwright.llm.records import LLMRequest, LLMResponse, TokenLogprob, Usage, parse_json_answer
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -43,15 +45,28 @@ def _refuse_credentials_in(url: str, api_key_env: str) -> None:
                         f"Leave it out of the URL and set the environment variable {api_key_env} to the key.")
 
 
+class OpenAIOptions(BackendOptions):
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable that holds the API key")
+    base_url: str | None = Field(None, description="Server URL, e.g. http://127.0.0.1:8080/v1 (or write openai:MODEL@URL)")
+    json_mode: Literal["json_schema", "json_object"] = Field("json_schema", description="How a JSON schema is sent: OpenAI's json_schema, or json_object (llama.cpp server)")
+
+
 @register_backend("openai")
 class OpenAICompatBackend(Backend):
+    """Any OpenAI-compatible server: openai:MODEL or openai:MODEL@BASE_URL."""
+
+    Options = OpenAIOptions
     default_concurrency = 64
 
-    def __init__(self, target: str, api_key_env: str = "OPENAI_API_KEY", json_mode: str = "json_schema", **options: Any):
+    def __init__(self, target: str, api_key_env: str = "OPENAI_API_KEY", json_mode: str = "json_schema",
+                 base_url: str | None = None, **options: Any):
         super().__init__(target, **options)
-        model, _, base_url = target.partition("@")
+        model, _, spec_url = target.partition("@")
+        if spec_url and base_url and spec_url.rstrip("/") != base_url.rstrip("/"):
+            raise UserError(f"The model '{target}' names two base URLs: {spec_url} and base_url {base_url}.",
+                            "Give the URL once: in the spec (MODEL@URL) or as base_url.")
         self.model = model
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = (spec_url or base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         if urlparse(self.base_url).scheme not in ("http", "https"):
             raise UserError(f"The base URL '{self.base_url}' is not an http(s) URL.", "Write it like openai:MODEL@http://127.0.0.1:8080/v1.")
         _refuse_credentials_in(self.base_url, api_key_env)
@@ -63,6 +78,7 @@ class OpenAICompatBackend(Backend):
         self._headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key or 'none'}"}
         self.json_mode = json_mode
         self._session = None
+        self._session_loop = None
 
     @property
     def identity(self) -> str:
@@ -71,10 +87,14 @@ class OpenAICompatBackend(Backend):
     def _client(self):
         import aiohttp
 
-        if self._session is None or self._session.closed:
+        # One pool for the backend's life; a session belongs to the loop it was made on, so a
+        # caller on another loop (its own asyncio.run) gets its own.
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._session_loop is not loop:
             # The engine bounds concurrency; the pool must not add a second, lower limit.
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
+            self._session_loop = loop
         return self._session
 
     # -- request building ---------------------------------------------------------------
@@ -148,7 +168,7 @@ class OpenAICompatBackend(Backend):
             raise TransientError("server wants response_format json_object; retrying in that form", retry_after=0.0)
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
+        if self._session is not None and not self._session.closed and self._session_loop is asyncio.get_running_loop():
             await self._session.close()
 
 

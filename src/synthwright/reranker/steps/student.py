@@ -1,0 +1,87 @@
+"""`train_student`: train the student reranker on the recovered (or binary, or real) labels."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from synthwright.core.lineage import Row
+from synthwright.core.step import StepOptions, StepStats, register_step
+from synthwright.errors import UserError
+from synthwright.reranker.corpus import corpus_texts, open_corpus
+from synthwright.reranker.steps.base import PassThroughStage, ReadsCorpus
+
+
+class StudentOptions(StepOptions):
+    corpus: str
+    kind: Literal["cross", "bi"] = "cross"
+    output: str = Field("student", description="Folder for the model and its curves (inside the run folder)")
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(3e-5, gt=0)
+    max_length: int = Field(256, ge=32)
+    negatives: int = Field(2, ge=1, description="kind bi: hard negatives per query (the best-labelled candidates below 0.3)")
+    label_source: Literal["recovered", "binary", "real"] = Field("recovered", description="recovered: Thurstone labels; binary: source = 1, candidates = 0 (the InPars baseline); real: real_queries with real_qrels (the comparison)")
+    real_queries: str | None = Field(None, description="label_source real: BEIR queries.jsonl of real training queries (never the evaluation queries)")
+    real_qrels: str | None = None
+    real_limit: int | None = Field(None, ge=1, description="label_source real: use at most this many real queries")
+    validation_queries: str | None = Field(None, description="Real queries (BEIR queries.jsonl) for the real-validation loss curve; never the evaluation queries")
+    validation_qrels: str | None = None
+    validation_limit: int = Field(50, ge=1)
+    base_weight: float = Field(0.0, ge=0.0, lt=1.0, description="kind bi: the base model's share of the saved weights (WiSE-FT interpolation; 0 keeps the student as trained)")
+
+    @model_validator(mode="after")
+    def _base_weight_needs_a_bi_encoder(self) -> "StudentOptions":
+        if self.base_weight and self.kind != "bi":
+            raise ValueError("base_weight works with kind: bi only (a cross-encoder's scoring head has no base to go back to)")
+        return self
+
+    def settings(self, seed: int):
+        """The student's TrainSettings (the sweep script of examples/ rebuilds a run's student from them)."""
+        from synthwright.reranker.student import TrainSettings
+
+        return TrainSettings(kind=self.kind, epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                             max_length=self.max_length, negatives=self.negatives, seed=seed, base_weight=self.base_weight)
+
+
+def row_labels(row: Row, label_source: Literal["recovered", "binary"] = "recovered") -> dict[str, float]:
+    """A dataset row's graded documents: the recovered labels, or binary ones (source 1, candidates 0)."""
+    if label_source == "binary":
+        return {row["doc_id"]: 1.0, **{d: 0.0 for d in row["candidates"]}}
+    return {item["doc_id"]: item["label"] for item in row["labels"]}
+
+
+@register_step("train_student")
+class TrainStudentStage(ReadsCorpus, PassThroughStage):
+    Options = StudentOptions
+    description = "Train the student reranker (MiniLM cross-encoder or bi-encoder) on the labels; rows pass through."
+
+    version = 2  # 2: a bi-encoder learns from in-batch negatives, with a query's label-chosen negatives in one row
+
+    def write_output(self, rows: list[Row], stats: StepStats) -> None:
+        from synthwright.reranker.student import QueryLabels, train_student
+
+        o = self.options
+        texts = corpus_texts(open_corpus(self._spec()))
+        if o.label_source == "real":
+            from synthwright.reranker.evaluation import real_label_groups
+
+            if not (o.real_queries and o.real_qrels):
+                raise UserError("label_source: real needs real_queries and real_qrels.", "Give the real training queries and their qrels.")
+            groups = real_label_groups(self.context.resolve(o.real_queries), self.context.resolve(o.real_qrels), self._spec(),
+                                       limit=o.real_limit, seed=self.context.run_seed)
+        else:
+            groups = [QueryLabels(row["query"], row_labels(row, o.label_source)) for row in rows]
+        validation = self._validation(texts) if o.validation_queries else None
+        trained = train_student(groups, texts, self.context.output_path(o.output), o.settings(self.context.run_seed), validation)
+        stats.seconds += trained.seconds
+
+    def _validation(self, texts):
+        from synthwright.reranker.evaluation import real_label_groups
+
+        o = self.options
+        if not o.validation_qrels:
+            raise UserError("validation_queries needs validation_qrels too.")
+        return real_label_groups(self.context.resolve(o.validation_queries), self.context.resolve(o.validation_qrels),
+                                 self._spec(), limit=o.validation_limit, seed=self.context.run_seed)
