@@ -25,6 +25,7 @@ from synthwright.classify.generation import DEFAULT_TEACHER, ReadsTask, TaskOpti
 from synthwright.classify.labelling import (
     MEMBERS, crossfit_probabilities, description_probabilities, ensemble, label_texts, teacher_label_probabilities,
 )
+from synthwright.core.files import write_json_report
 from synthwright.core.lineage import Row, add_score, with_meta
 from synthwright.core.step import BatchResult, Stage, register_step
 from synthwright.errors import UserError
@@ -85,11 +86,7 @@ class LabelCheckStage(ReadsTask, Stage):
         members = self._member_probabilities(texts, intended, result)
         combined = ensemble(members, o.weights)
         report = self._decide(rows, intended, members, combined, result)
-        path = self.context.output_path(o.report)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        import json
-
-        path.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        write_json_report(self.context.output_path(o.report), report)
         return result
 
     def _member_probabilities(self, texts: list[str], intended: np.ndarray, result: BatchResult) -> dict[str, np.ndarray]:

@@ -5,7 +5,6 @@ any text column)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +15,7 @@ from synthwright.classify.prompts import (
     DEFAULT_LENGTHS, EXAMPLE_PROMPT, STYLE_PROMPT, SUBTOPIC_PROMPT, clean_items, fitting_subtopics, merge_distinct, prompt_rows,
 )
 from synthwright.classify.task import TaskSpec, load_task
+from synthwright.core.files import write_json_report
 from synthwright.core.lineage import Row, derive_id, with_meta
 from synthwright.core.step import BatchResult, RowStep, SourceStep, StepOptions, register_step
 from synthwright.errors import UserError
@@ -118,9 +118,7 @@ class ClassPromptsStep(ReadsTask, SourceStep):
         return fitting_subtopics(task, proposals, load_embedder("minilm").embed)
 
     def _write_attributes(self, attributes: dict[str, Any]) -> None:
-        path = self.context.output_path(f"{self.name}.json")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(attributes, indent=2), encoding="utf-8")
+        write_json_report(self.context.output_path(f"{self.name}.json"), attributes)
 
 
 class WriteExamplesOptions(GenerateOptions):

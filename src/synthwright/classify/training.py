@@ -8,7 +8,7 @@ import time
 from dataclasses import asdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -17,7 +17,7 @@ from synthwright.classify.evaluation import SystemResult, compare_on_shared_rows
 from synthwright.classify.generation import ReadsTask, TaskOptions
 from synthwright.classify.students import ClassifierSettings, load_student, require_students, train_classifier
 from synthwright.classify.task import LabelledTexts, load_labelled
-from synthwright.core.files import content_digest
+from synthwright.core.files import content_digest, write_json_report
 from synthwright.core.lineage import Row, derive_id
 from synthwright.core.step import BatchResult, Stage, register_step
 from synthwright.errors import UserError
@@ -100,7 +100,7 @@ class EvaluateClassifierOptions(TaskOptions):
     real_limit: int | None = Field(None, ge=1, description="The all-real student uses at most this many rows (stratified)")
     real_kinds: list[Kind] = Field(["lr"], description="Student kinds trained on real labels")
     real_settings: dict[str, Any] = Field({}, description="Training options for the real-label students (as train_classifier's)")
-    curve: list[int] = Field([], description="Learning curve: train a student on this many synthetic rows each (stratified)")
+    curve: list[Annotated[int, Field(ge=1)]] = Field([], description="Learning curve: train a student on this many synthetic rows each (stratified)")
     curve_kind: Kind = "lr"
     text_column: str = "text"
     label_column_synthetic: str = "label"
@@ -135,9 +135,7 @@ class EvaluateClassifierStage(ReadsTask, Stage):
         truth = [self.task.index(label) for label in evaluation.labels]
         systems = self._systems(evaluation, rows, result)
         report = self._report(evaluation, truth, systems, rows)
-        path = self.context.output_path(o.output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        write_json_report(self.context.output_path(o.output), report)
         for row in rows:
             result.keep(row)
         return result

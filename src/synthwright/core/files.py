@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import stat as stat_module
 from pathlib import Path
+from typing import Any
 
 _CHUNK = 1 << 20
 
@@ -39,3 +41,9 @@ def _digest(path: str, *_version: int) -> str:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def write_json_report(path: Path, report: Any) -> None:
+    """A report as indented JSON, its folder made when missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2), encoding="utf-8")

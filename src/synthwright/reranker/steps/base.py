@@ -3,12 +3,12 @@ stages whose rows pass through, and writing a JSON report."""
 
 from __future__ import annotations
 
-import json
 from abc import abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+from synthwright.core.files import write_json_report  # noqa: F401  (steps here import it from this module)
 from synthwright.core.lineage import Row
 from synthwright.core.step import BatchResult, Stage, StepStats
 
@@ -41,9 +41,3 @@ class PassThroughStage(Stage):
     @abstractmethod
     def write_output(self, rows: list[Row], stats: StepStats) -> None:
         """Make the stage's file from `rows`; add LLM usage or extra time to `stats`."""
-
-
-def write_json_report(path: Path, report: Any) -> None:
-    """A report as indented JSON, its folder made when missing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2), encoding="utf-8")
