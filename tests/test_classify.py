@@ -367,3 +367,32 @@ def test_a_folder_without_a_student_is_a_clear_error(tmp_path):
     with pytest.raises(UserError) as caught:
         load_student(tmp_path)
     assert "no trained classifier" in caught.value.problem
+
+
+def test_description_prior_multiplies_the_students_probabilities(tmp_path):
+    """The lr student with a description prior predicts the normalised product of its
+    regression and MiniLM's nearness to each description; saved and loaded, it still does."""
+    from synthwright.classify.labelling import description_probabilities, label_texts
+    from synthwright.classify.students import ClassifierSettings, load_student, train_classifier
+    from synthwright.embed import load_embedder
+
+    task = TaskSpec.model_validate(SENTIMENT)
+    rows = sentiment_rows()
+    texts, labels = [r["text"] for r in rows], [r["label"] for r in rows]
+    for name, prior in (("plain", 0.0), ("prior", 0.7)):
+        train_classifier(texts, labels, task.names, ClassifierSettings(description_prior=prior), tmp_path / name,
+                         label_descriptions=label_texts(task))
+    probe = ["A dull, lifeless film I could barely sit through.", "An uneven film with one great scene."]
+    plain, with_prior = load_student(tmp_path / "plain").predict_proba(probe), load_student(tmp_path / "prior").predict_proba(probe)
+    embedder = load_embedder("minilm")
+    nearness = description_probabilities(embedder.embed(probe), embedder.embed(label_texts(task)))
+    expected = plain * nearness ** 0.7
+    assert np.allclose(with_prior, expected / expected.sum(axis=1, keepdims=True), atol=1e-6)
+    assert not np.allclose(with_prior, plain, atol=1e-3)
+
+
+def test_description_prior_is_refused_for_the_finetuned_student(tmp_path):
+    from synthwright.classify.training import TrainClassifierOptions
+
+    with pytest.raises(ValueError, match="description_prior is for kind: lr"):
+        TrainClassifierOptions.model_validate({"task": SENTIMENT, "kind": "finetune", "description_prior": 0.5})

@@ -39,15 +39,26 @@ class ClassifierSettings:
     max_length: int = 128
     label_smoothing: float = 0.0
     regularisation: float = 1.0  # lr: inverse strength C
+    description_prior: float = 0.0  # lr: weight of the label-description prior (0 = none)
     seed: int = 0
 
 
 class LogisticStudent:
+    """Logistic regression on MiniLM vectors, optionally times a prior from the task itself.
+
+    The prior is MiniLM zero-shot: how near a text lies to each label's description. The
+    synthetic texts teach the regression the teacher's idea of each class, the descriptions
+    the user's; multiplying the two (a product of experts, `prior_weight` the prior's exponent)
+    corrects part of the shift between synthetic and real texts at no extra cost per
+    prediction, since both read the same vector. On AG News (docs/results.md) it adds about
+    +0.02 over either alone.
+    """
+
     kind = "lr"
 
-    def __init__(self, labels: Sequence[str], model=None):
+    def __init__(self, labels: Sequence[str], model=None, label_vectors: np.ndarray | None = None, prior_weight: float = 0.0):
         self.labels = list(labels)
-        self.model = model
+        self.model, self.label_vectors, self.prior_weight = model, label_vectors, prior_weight
 
     @staticmethod
     def _vectors(texts: Sequence[str], cache: bool = True) -> np.ndarray:
@@ -55,27 +66,44 @@ class LogisticStudent:
 
         return load_embedder("minilm", cache=cache).embed(list(texts))
 
-    def fit(self, texts: Sequence[str], labels: Sequence[int], weights: Sequence[float] | None, settings: ClassifierSettings) -> "LogisticStudent":
+    def fit(self, texts: Sequence[str], labels: Sequence[int], weights: Sequence[float] | None, settings: ClassifierSettings,
+            label_descriptions: Sequence[str] | None = None) -> "LogisticStudent":
         from sklearn.linear_model import LogisticRegression
 
         self.model = LogisticRegression(C=settings.regularisation, max_iter=3000, random_state=settings.seed)
         self.model.fit(self._vectors(texts), np.asarray(labels), sample_weight=None if weights is None else np.asarray(weights))
+        self.prior_weight = settings.description_prior
+        if self.prior_weight > 0:
+            if not label_descriptions:
+                raise UserError("The description prior needs the labels' descriptions.", "Train through the train_classifier step, which passes the task's labels.")
+            self.label_vectors = self._vectors(label_descriptions)
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        from synthwright.classify.labelling import description_probabilities
+
         probs = np.zeros((len(texts), len(self.labels)))
         # Uncached: a prediction's cost is then what it would cost on new texts.
-        probs[:, self.model.classes_] = self.model.predict_proba(self._vectors(texts, cache=False))
-        return probs
+        vectors = self._vectors(texts, cache=False)
+        probs[:, self.model.classes_] = self.model.predict_proba(vectors)
+        if self.prior_weight <= 0 or self.label_vectors is None:
+            return probs
+        log_probs = np.log(probs + 1e-9) + self.prior_weight * np.log(description_probabilities(vectors, self.label_vectors) + 1e-9)
+        log_probs -= log_probs.max(axis=1, keepdims=True)
+        joint = np.exp(log_probs)
+        return joint / joint.sum(axis=1, keepdims=True)
 
     def save(self, folder: Path) -> None:
         with open(folder / "model.pkl", "wb") as handle:
-            pickle.dump(self.model, handle)
+            pickle.dump({"model": self.model, "label_vectors": self.label_vectors, "prior_weight": self.prior_weight}, handle)
 
     @classmethod
     def load(cls, folder: Path, labels: Sequence[str]) -> "LogisticStudent":
         with open(folder / "model.pkl", "rb") as handle:
-            return cls(labels, pickle.load(handle))
+            saved = pickle.load(handle)
+        if not isinstance(saved, dict):  # saved before the prior existed: the regression alone
+            saved = {"model": saved}
+        return cls(labels, saved["model"], saved.get("label_vectors"), saved.get("prior_weight", 0.0))
 
 
 class FineTunedStudent:
@@ -170,16 +198,19 @@ def require_students(kind: str) -> None:
 
 
 def train_classifier(texts: Sequence[str], labels: Sequence[str], label_names: Sequence[str], settings: ClassifierSettings,
-                     folder: Path, weights: Sequence[float] | None = None, key: str | None = None) -> dict[str, Any]:
+                     folder: Path, weights: Sequence[float] | None = None, key: str | None = None,
+                     label_descriptions: Sequence[str] | None = None) -> dict[str, Any]:
     """Train a student on (text, label name) rows and save it in `folder`; returns its card
     (`key`, what the caller says it was trained on, is recorded in it)."""
     require_students(settings.kind)
+    if settings.kind != "lr" and settings.description_prior > 0:
+        raise UserError("The description prior is for the lr student only.", "Set description_prior: 0 for a finetune student.")
     index = {name: i for i, name in enumerate(label_names)}
     y = [index[label] for label in labels]
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     if settings.kind == "lr":
-        student = LogisticStudent(label_names).fit(texts, y, weights, settings)
+        student = LogisticStudent(label_names).fit(texts, y, weights, settings, label_descriptions)
         curve: list = []
     else:
         student = FineTunedStudent(label_names).fit(texts, y, weights, settings, folder)

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from synthwright.classify.evaluation import SystemResult, compare_on_shared_rows, scores
 from synthwright.classify.generation import ReadsTask, TaskOptions
+from synthwright.classify.labelling import label_texts
 from synthwright.classify.students import ClassifierSettings, load_student, require_students, train_classifier
 from synthwright.classify.task import LabelledTexts, load_labelled
 from synthwright.core.files import content_digest, write_json_report
@@ -38,11 +39,19 @@ class TrainClassifierOptions(TaskOptions):
     max_length: int = Field(128, ge=8)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     regularisation: float = Field(1.0, gt=0, description="lr: inverse regularisation strength C")
+    description_prior: float = Field(0.0, ge=0, description="lr: multiply the student's probabilities by MiniLM's nearness to each "
+                                     "label description raised to this power (0 = off; 0.5 is a good start)")
+
+    @model_validator(mode="after")
+    def _prior_needs_the_lr_student(self) -> "TrainClassifierOptions":
+        if self.description_prior > 0 and self.kind != "lr":
+            raise ValueError("description_prior is for kind: lr only (a fine-tuned student has no shared vector to weigh)")
+        return self
 
     def settings(self, seed: int) -> ClassifierSettings:
         return ClassifierSettings(kind=self.kind, epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
                                   max_length=self.max_length, label_smoothing=self.label_smoothing,
-                                  regularisation=self.regularisation, seed=seed)
+                                  regularisation=self.regularisation, description_prior=self.description_prior, seed=seed)
 
 
 @register_step("train_classifier")
@@ -78,7 +87,7 @@ class TrainClassifierStage(ReadsTask, Stage):
         # settings are unchanged is not trained again just because a step before it re-ran.
         key = derive_id(json.dumps([texts, labels, weights, asdict(settings), self.task.names]))
         if _trained_key(folder) != key:
-            train_classifier(texts, labels, self.task.names, settings, folder, weights, key=key)
+            train_classifier(texts, labels, self.task.names, settings, folder, weights, key=key, label_descriptions=label_texts(self.task))
         for row in rows:
             result.keep(row)
         return result
@@ -102,16 +111,18 @@ class EvaluateClassifierOptions(TaskOptions):
     real_settings: dict[str, Any] = Field({}, description="Training options for the real-label students (as train_classifier's)")
     curve: list[Annotated[int, Field(ge=1)]] = Field([], description="Learning curve: train a student on this many synthetic rows each (stratified)")
     curve_kind: Kind = "lr"
+    curve_settings: dict[str, Any] = Field({}, description="Training options for the curve's students (as train_classifier's)")
     text_column: str = "text"
     label_column_synthetic: str = "label"
     output: str = "evaluation.json"
 
     @model_validator(mode="after")
-    def _real_settings_are_training_options(self) -> "EvaluateClassifierOptions":
-        unknown = sorted(set(self.real_settings) - set(ClassifierSettings.__dataclass_fields__) - {"kind", "seed"})
-        if unknown:
-            raise ValueError(f"real_settings has unknown option(s) {', '.join(unknown)} "
-                             f"(use {', '.join(f for f in ClassifierSettings.__dataclass_fields__ if f not in ('kind', 'seed'))})")
+    def _settings_are_training_options(self) -> "EvaluateClassifierOptions":
+        allowed = [f for f in ClassifierSettings.__dataclass_fields__ if f not in ("kind", "seed")]
+        for field in ("real_settings", "curve_settings"):
+            unknown = sorted(set(getattr(self, field)) - set(allowed))
+            if unknown:
+                raise ValueError(f"{field} has unknown option(s) {', '.join(unknown)} (use {', '.join(allowed)})")
         return self
 
 
@@ -168,7 +179,7 @@ class EvaluateClassifierStage(ReadsTask, Stage):
         return systems
 
     def _zero_shot(self, evaluation: LabelledTexts, positions: list[int]) -> SystemResult:
-        from synthwright.classify.labelling import description_probabilities, label_texts
+        from synthwright.classify.labelling import description_probabilities
         from synthwright.embed import load_embedder
 
         embedder = load_embedder("minilm", cache=False)
@@ -208,7 +219,10 @@ class EvaluateClassifierStage(ReadsTask, Stage):
                      real.stratified_sample(o.real_limit, self.context.seed_for(self.name, "real"))))
         systems = []
         for kind in o.real_kinds:
-            settings = ClassifierSettings(**{**o.real_settings, "kind": kind, "seed": self.context.seed_for(self.name, "real", kind)})
+            options = {**o.real_settings, "kind": kind, "seed": self.context.seed_for(self.name, "real", kind)}
+            if kind != "lr":  # the description prior reads the lr student's vectors; a fine-tuned one has none
+                options.pop("description_prior", None)
+            settings = ClassifierSettings(**options)
             for description, data in sets:
                 folder = self._trained("real_students", data, settings)
                 systems.append(_predict(f"real-label student ({kind}, {description})", "real-label", load_student(folder), evaluation, positions))
@@ -240,7 +254,7 @@ class EvaluateClassifierStage(ReadsTask, Stage):
         sizes = sorted({size for size in o.curve if size < len(synthetic)} | {len(synthetic)})  # the whole set is the last point
         for size in sizes:
             subset = synthetic.stratified_sample(size, self.context.seed_for(self.name, "curve", size))
-            folder = self._trained("curve_students", subset, ClassifierSettings(kind=o.curve_kind, seed=self.context.seed_for(self.name, "curve")))
+            folder = self._trained("curve_students", subset, ClassifierSettings(**{**o.curve_settings, "kind": o.curve_kind, "seed": self.context.seed_for(self.name, "curve")}))
             system = _predict(f"{size}", "curve", load_student(folder), evaluation, list(range(len(evaluation))))
             points.append({"examples": len(subset), "kind": o.curve_kind, **{k: v for k, v in scores(truth, system.predicted, len(self.task.names)).items()
                                                        if k in ("accuracy", "macro_f1")}})
@@ -252,7 +266,7 @@ class EvaluateClassifierStage(ReadsTask, Stage):
         key = derive_id(json.dumps([data.texts, data.labels, None, asdict(settings), self.task.names]))
         folder = self.context.output_path(f"{parent}/{settings.kind}-{len(data)}-{key[:10]}")
         if _trained_key(folder) != key:
-            train_classifier(data.texts, data.labels, self.task.names, settings, folder, key=key)
+            train_classifier(data.texts, data.labels, self.task.names, settings, folder, key=key, label_descriptions=label_texts(self.task))
         return folder
 
 
