@@ -49,6 +49,9 @@ class StepStats:
     seconds: float = 0.0
     requests_sent: int = 0
     cache_hits: int = 0
+    # Attempts beyond the first: the server sees every one, so a summary that counts what it
+    # received must add them to the requests sent.
+    retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
@@ -58,7 +61,8 @@ class StepStats:
             rows_in=self.rows_in + other.rows_in, rows_out=self.rows_out + other.rows_out,
             dropped=self.dropped + other.dropped, failed=self.failed + other.failed,
             seconds=self.seconds + other.seconds, requests_sent=self.requests_sent + other.requests_sent,
-            cache_hits=self.cache_hits + other.cache_hits, prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            cache_hits=self.cache_hits + other.cache_hits, retries=self.retries + other.retries,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens, cost=self.cost + other.cost,
         )
 
@@ -66,6 +70,7 @@ class StepStats:
         """Fold in an LLM engine's `UsageTotals`."""
         self.requests_sent += usage.sent
         self.cache_hits += usage.cache_hits
+        self.retries += usage.retries
         self.prompt_tokens += usage.prompt_tokens
         self.completion_tokens += usage.completion_tokens
         self.cost += usage.cost
