@@ -69,4 +69,4 @@ def add_score(row: Row, judge: str, value: float, **details: Any) -> Row:
 
 
 # What a derived row keeps from its parent's lineage (the rest describes the parent alone).
-INHERITED = ("persona_id", "round", "perturbations", "source", "source_index")
+INHERITED = ("persona_id", "round", "perturbations", "source")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from synthwright.core.lineage import Row
 from synthwright.errors import UserError
@@ -36,6 +36,25 @@ class StepOptions(BaseModel):
     """Base for a step's typed options: unknown keys are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def fingerprinted(self) -> dict[str, Any]:
+        """The options as the step's fingerprint holds them: every field, except one added
+        after the step shipped (`added_option`) while it keeps its default."""
+        data = self.model_dump(mode="json")
+        for name, info in type(self).model_fields.items():
+            if (info.json_schema_extra or {}).get(ADDED_LATER) and getattr(self, name) == info.default:
+                del data[name]
+        return data
+
+
+ADDED_LATER = "added_later"
+
+
+def added_option(default: Any, **field_arguments: Any) -> Any:
+    """A Field for an option added to a step that has run folders in the wild: at its default
+    it stays out of the fingerprint, so those folders keep their steps (and what follows them,
+    trained students included) instead of redoing them."""
+    return Field(default, json_schema_extra={ADDED_LATER: True}, **field_arguments)
 
 
 @dataclass
@@ -320,6 +339,23 @@ class Stage(Step):
         """The result in parts, each stored as its own shard as soon as it comes. A stage
         that can stream (an export) overrides this, so its output never sits in memory whole."""
         yield self.run(rows)
+
+
+class PassThroughStage(Stage):
+    """A stage whose effect is a file (a report, a model, an evaluation): it reads every row
+    and forwards them all unchanged. Subclasses implement `write_output`."""
+
+    def run(self, rows: Iterable[Row]) -> BatchResult:
+        rows = list(rows)
+        result = BatchResult.for_input(len(rows))
+        self.write_output(rows, result.stats)
+        for row in rows:
+            result.keep(row)
+        return result
+
+    @abstractmethod
+    def write_output(self, rows: list[Row], stats: StepStats) -> None:
+        """Make the stage's file from `rows`; add LLM usage, failures or extra time to `stats`."""
 
 
 STEP_TYPES: dict[str, type[Step]] = {}

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from synthwright.core.lineage import Row, child_row, with_meta
-from synthwright.core.step import BatchResult, RowStep, StepOptions, register_step
+from synthwright.core.step import BatchResult, RowStep, StepOptions, added_option, register_step
 from synthwright.llm.records import LLMRequest, LLMResponse, SamplingParams
 from synthwright.recipes.template import RowRenderError, TemplatePrompt, load_json_schema
 
@@ -28,7 +28,7 @@ class GenerateOptions(StepOptions):
     temperature: float = Field(0.7, ge=0.0)
     max_tokens: int = Field(256, ge=1)
     top_p: float | None = None
-    top_k: int | None = Field(None, ge=0)
+    top_k: int | None = added_option(None, ge=0)
     stop: list[str] = Field([], description="Stop strings")
     json_schema: dict[str, Any] | str | None = Field(None, description="A schema object or a path to one: constrain the answer to it")
     output_column: str = Field("generation", description="Name of the output column")
