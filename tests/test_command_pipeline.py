@@ -127,3 +127,24 @@ def test_a_value_pydantic_refuses_is_a_user_error_naming_the_flag():
     assert isinstance(result.exception, UserError)
     assert result.exception.problem.startswith("--ratio: ")
     assert "less than 1" in result.exception.problem
+
+
+def test_dedup_command_and_its_yaml_keep_the_same_rows(tmp_path):
+    texts = ["a cat sat", "a dog ran", "a cat sat", "birds fly", "a dog ran"]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps({"id": f"r{i}", "text": t}) + "\n" for i, t in enumerate(texts)), encoding="utf-8")
+    command = run_cli("dedup", str(tmp_path / "rows.jsonl"), str(tmp_path / "kept.jsonl"), "--method", "exact", "--id-key", "id",
+                      "--dropped", str(tmp_path / "dropped.jsonl"), timeout=120)
+    assert command.returncode == 0, command.stderr
+    shown = run_cli("dedup", str(tmp_path / "rows.jsonl"), str(tmp_path / "unused.jsonl"), "--method", "exact", "--show-pipeline")
+    (tmp_path / "p.yaml").write_text(shown.stdout, encoding="utf-8")
+    run = run_cli("run", str(tmp_path / "p.yaml"), "--run-dir", str(tmp_path / "run"), timeout=120)
+    assert run.returncode == 0, run.stderr
+    exported = run_cli("export", str(tmp_path / "run"), "--step", "dedup", "-o", str(tmp_path / "run.jsonl"))
+    assert exported.returncode == 0, exported.stderr
+
+    kept = read_jsonl(tmp_path / "kept.jsonl")
+    assert [r["id"] for r in kept] == ["r0", "r1", "r3"]
+    assert kept == read_jsonl(tmp_path / "run.jsonl")  # `_meta` included
+    dropped = read_jsonl(tmp_path / "dropped.jsonl")
+    assert {d["id"]: d["_dropped"]["duplicate_of"] for d in dropped} == {"r2": "r0", "r4": "r1"}
+    assert "5 rows in, 3 kept" in command.stdout

@@ -133,11 +133,11 @@ def _estimate(config, context: StepContext) -> DryRunEstimate:
     from synthwright.pipeline.executor import check_columns
     from synthwright.pipeline.plan import plan_pipeline
 
-    source, step = plan_pipeline(config, context)
-    rows = list(source.step.read())
-    check_columns(step, rows[0])
-    requests, unrenderable = step.step.first_requests(rows)
-    model = step.step.options.model
+    load, generate = plan_pipeline(config, context)
+    rows = list(load.step.read())
+    check_columns(generate, rows[0])
+    requests, unrenderable = generate.step.first_requests(rows)
+    model = generate.step.options.model
     cache = context.cache() if context.read_cache else None
     found = estimate(requests, context.backend(model), cache, context.model(model).options.parsed_price())
     found.render_failures = unrenderable
