@@ -219,15 +219,27 @@ class StepContext:
         )
         return LLMEngine(self.backend(name), self.cache(), options)
 
-    def ask(self, spec: str, step_name: str, requests: Iterable) -> tuple[list, Any]:
+    def ask(self, spec: str, step_name: str, requests: Iterable, progress: Any = None, total: int | None = None) -> tuple[list, Any]:
         """Answer `requests` (in order) through the model's engine; returns (responses, usage).
-        `spec` is a model id of the run or a spec.
+        `spec` is a model id of the run or a spec; `progress` (from `request_progress`) is told
+        of each answer, out of `total`.
 
         `requests` may be a generator: the engine then sends the first ones while the rest
         are still being built, so building them overlaps with waiting for the server."""
         answers: dict[int, Any] = {}
-        usage = self.engine(spec).run(requests, lambda i, _req, resp: answers.__setitem__(i, resp), step=step_name,
-                                      owner=self.owner(step_name))
+
+        def on_result(index: int, _request: Any, response: Any) -> None:
+            answers[index] = response
+            if progress is not None:
+                progress.advance(response)
+
+        if progress is not None:
+            progress.start(total)
+        try:
+            usage = self.engine(spec).run(requests, on_result, step=step_name, owner=self.owner(step_name))
+        finally:
+            if progress is not None:
+                progress.finish()
         return [answers[i] for i in range(len(answers))], usage
 
     def owner(self, step_name: str) -> str | None:

@@ -105,7 +105,9 @@ class GenerateStep(RowStep):
 
     def _generate(self, jobs: list[tuple[Row, int]], result: BatchResult) -> list[tuple[Row, int, Row]]:
         requests = (self._request(row, sample_index) for row, sample_index in jobs)  # built as they are sent
-        answers, usage = self.context.ask(self.options.model, self.name, requests)
+        # A line per batch under the step's: a big batch (the `generate` command's) shows each answer.
+        progress = self.context.request_progress(f"{self.name}: {len(jobs)} requests")
+        answers, usage = self.context.ask(self.options.model, self.name, requests, progress, total=len(jobs))
         result.stats.add_usage(usage)
         children = []
         for (row, sample_index), response in zip(jobs, answers):
