@@ -97,8 +97,9 @@ def register(app: typer.Typer) -> None:
                               max_concurrency=concurrency, timeout_s=timeout, max_attempts=max_attempts)
         try:
             config = prepared(data, context, check_models=(data["steps"][-1]["with"]["model"],))
+            load, generate = _checked_plan(config, context)
             if dry_run:
-                _print_estimate(_estimate(config, context))
+                _print_estimate(_estimate(load, generate, context))
                 return
             with output_lock(output, fix="Wait for the other run to finish; its finished requests will be cached."):
                 _run(config, context, output, run_dir)
@@ -127,16 +128,22 @@ def _run(config, context: StepContext, output: Path, run_dir: Path | None) -> No
         raise typer.Exit(code=1)
 
 
-def _estimate(config, context: StepContext) -> DryRunEstimate:
-    """What the run would send, without calling any model: the first requests of every row."""
-    from synthwright.llm.estimate import estimate
+def _checked_plan(config, context: StepContext):
+    """The planned `load` and `generate` steps, once the template is known to find its columns
+    in the first input row: a missing one stops the command before any step runs."""
     from synthwright.pipeline.executor import check_columns
     from synthwright.pipeline.plan import plan_pipeline
 
     load, generate = plan_pipeline(config, context)
-    rows = list(load.step.read())
-    check_columns(generate, rows[0])
-    requests, unrenderable = generate.step.first_requests(rows)
+    check_columns(generate, next(iter(load.step.read())))
+    return load, generate
+
+
+def _estimate(load, generate, context: StepContext) -> DryRunEstimate:
+    """What the run would send, without calling any model: the first requests of every row."""
+    from synthwright.llm.estimate import estimate
+
+    requests, unrenderable = generate.step.first_requests(list(load.step.read()))
     model = generate.step.options.model
     cache = context.cache() if context.read_cache else None
     found = estimate(requests, context.backend(model), cache, context.model(model).options.parsed_price())
