@@ -559,3 +559,23 @@ def test_run_pipeline_hands_the_observer_to_steps_but_not_to_workers(tmp_path):
     run_pipeline(config, tmp_path / "run", observer=Watching(), context=context)
     assert context.request_progress("x") is None and asked == ["x"]
     assert pickle.loads(pickle.dumps(context)).progress_factory is None  # a Ray worker shows nothing
+
+
+def test_a_batch_with_an_empty_dict_column_is_stored_and_read_back(tmp_path):
+    """Arrow makes a column of empty dicts a struct without fields, which Parquet refuses (a
+    judge whose members gave no criteria wrote such rows): the batch is kept whole as JSON."""
+    from synthwright.core.step import BatchResult
+
+    run = RunDirectory(tmp_path / "run")
+    rows = [{"text": "a", "judge_criteria": {}, "_meta": {"id": "x"}}, {"text": "b", "judge_criteria": {}, "_meta": {"id": "y"}}]
+    run.write_batch("judged", 0, BatchResult(kept=rows))
+    assert list(run.rows("judged")) == rows
+
+
+def test_an_option_added_later_keeps_fingerprints_at_its_default():
+    """`added_option`: run folders made before an option existed keep their steps."""
+    from synthwright.recipes.generate_step import GenerateOptions
+
+    plain = GenerateOptions(model="m", prompt="hi")
+    assert "top_k" not in plain.fingerprinted() and "top_k" in plain.model_dump()
+    assert GenerateOptions(model="m", prompt="hi", top_k=5).fingerprinted()["top_k"] == 5

@@ -174,8 +174,8 @@ def test_kill_9_then_rerun_sends_each_request_once(tmp_path, gated_stub, job_fil
 
     rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == N
-    order = [(r["_meta"]["row_index"], r["_meta"]["sample_index"]) for r in rows]
-    assert order == [(i, s) for i in range(N_ROWS) for s in range(SAMPLES)]
+    order = [(r["topic"], r["_meta"]["sample_index"]) for r in rows]
+    assert order == [(row["topic"], s) for row in job_files["rows"] for s in range(SAMPLES)]
     assert [r["topic"] for r in rows] == [row["topic"] for row in job_files["rows"] for _ in range(SAMPLES)]
     assert len({r["generation"] for r in rows}) == N  # N distinct requests, N distinct answers
     assert not partial.exists()

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from synthwright.classify.generation import DEFAULT_TEACHER, ReadsTask, TaskOptions
+from synthwright.classify.generation import ReadsTask, TaskOptions
 from synthwright.classify.labelling import (
     MEMBERS, crossfit_probabilities, description_probabilities, ensemble, label_texts, teacher_label_probabilities,
 )
@@ -29,6 +29,7 @@ from synthwright.core.files import write_json_report
 from synthwright.core.lineage import Row, add_score, with_meta
 from synthwright.core.step import BatchResult, Stage, register_step
 from synthwright.errors import UserError
+from synthwright.llm.offline_models import DEFAULT_TEACHER
 
 Policy = Literal["drop", "relabel", "weight", "keep"]
 

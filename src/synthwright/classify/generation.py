@@ -19,11 +19,10 @@ from synthwright.core.files import write_json_report
 from synthwright.core.lineage import Row, derive_id, with_meta
 from synthwright.core.step import BatchResult, RowStep, SourceStep, StepOptions, register_step
 from synthwright.errors import UserError
+from synthwright.llm.offline_models import DEFAULT_TEACHER
 from synthwright.llm.records import SamplingParams
 from synthwright.recipes.generate_step import GenerateOptions, GenerateStep
 from synthwright.recipes.template import TemplatePrompt
-
-DEFAULT_TEACHER = "llamacpp:qwen2.5-coder-1.5b"
 
 
 class TaskOptions(StepOptions):

@@ -12,7 +12,7 @@ The page is rendered by Jinja2 with autoescape on: no string from data reaches i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,9 @@ import numpy as np
 from pydantic import Field
 
 from synthwright.classify.generation import ReadsTask, TaskOptions
+from synthwright import atomic
 from synthwright.core.lineage import Row
-from synthwright.core.step import BatchResult, Stage, register_step
+from synthwright.core.step import PassThroughStage, StepStats, register_step
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("synthwright.classify", "templates"), autoescape=True, undefined=jinja2.StrictUndefined)
@@ -128,19 +129,12 @@ class ClassifyReportOptions(TaskOptions):
 
 
 @register_step("classify_report")
-class ClassifyReportStage(ReadsTask, Stage):
+class ClassifyReportStage(ReadsTask, PassThroughStage):
     Options = ClassifyReportOptions
     description = "One HTML report: the verdict against the teacher first, then every system on real rows, confusion matrices, the learning curve, drops by reason, the label check and the register check."
 
-    def run(self, rows: Iterable[Row]) -> BatchResult:
-        rows = list(rows)
-        result = BatchResult.for_input(len(rows))
-        path = self.context.output_path(self.options.output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.render(rows), encoding="utf-8")
-        for row in rows:
-            result.keep(row)
-        return result
+    def write_output(self, rows: list[Row], stats: StepStats) -> None:
+        atomic.write_text(self.context.output_path(self.options.output), self.render(rows))
 
     def render(self, rows: list[Row]) -> str:
         from synthwright.reports import data_uri, style

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,7 +20,7 @@ from synthwright.classify.students import ClassifierSettings, load_student, requ
 from synthwright.classify.task import LabelledTexts, load_labelled
 from synthwright.core.files import content_digest, write_json_report
 from synthwright.core.lineage import Row, derive_id
-from synthwright.core.step import BatchResult, Stage, register_step
+from synthwright.core.step import PassThroughStage, StepStats, register_step
 from synthwright.errors import UserError
 from synthwright.llm.usage import failure_kind
 
@@ -55,7 +55,7 @@ class TrainClassifierOptions(TaskOptions):
 
 
 @register_step("train_classifier")
-class TrainClassifierStage(ReadsTask, Stage):
+class TrainClassifierStage(ReadsTask, PassThroughStage):
     Options = TrainClassifierOptions
     description = "Train a MiniLM student (logistic regression on its vectors, or fine-tuned with a head) on the labelled rows; rows pass through."
 
@@ -66,10 +66,8 @@ class TrainClassifierStage(ReadsTask, Stage):
     def fingerprint_extra(self) -> dict[str, Any]:
         return {"task": self.task.model_dump(mode="json", by_alias=True, exclude={"style_examples"}), "version": 1}
 
-    def run(self, rows: Iterable[Row]) -> BatchResult:
+    def write_output(self, rows: list[Row], stats: StepStats) -> None:
         o = self.options
-        rows = list(rows)
-        result = BatchResult.for_input(len(rows))
         require_students(o.kind)
         texts, labels = [str(r[o.text_column]) for r in rows], [str(r[o.label_column]) for r in rows]
         unknown = sorted(set(labels) - set(self.task.names))
@@ -88,9 +86,6 @@ class TrainClassifierStage(ReadsTask, Stage):
         key = derive_id(json.dumps([texts, labels, weights, asdict(settings), self.task.names]))
         if _trained_key(folder) != key:
             train_classifier(texts, labels, self.task.names, settings, folder, weights, key=key, label_descriptions=label_texts(self.task))
-        for row in rows:
-            result.keep(row)
-        return result
 
 
 class EvaluateClassifierOptions(TaskOptions):
@@ -127,7 +122,7 @@ class EvaluateClassifierOptions(TaskOptions):
 
 
 @register_step("evaluate_classifier")
-class EvaluateClassifierStage(ReadsTask, Stage):
+class EvaluateClassifierStage(ReadsTask, PassThroughStage):
     Options = EvaluateClassifierOptions
     description = "Score the students, the teacher (label likelihood), MiniLM zero-shot and real-label students on the same real rows; paired bootstrap gains; a learning curve."
 
@@ -138,18 +133,12 @@ class EvaluateClassifierStage(ReadsTask, Stage):
             files["real"] = content_digest(self.context.resolve(o.real_train))
         return {"task": self.task.model_dump(mode="json", by_alias=True, exclude={"style_examples"}), "files": files, "version": 1}
 
-    def run(self, rows: Iterable[Row]) -> BatchResult:
-        o = self.options
-        rows = list(rows)
-        result = BatchResult.for_input(len(rows))
+    def write_output(self, rows: list[Row], stats: StepStats) -> None:
         evaluation = self._load_eval()
         truth = [self.task.index(label) for label in evaluation.labels]
-        systems = self._systems(evaluation, rows, result)
+        systems = self._systems(evaluation, rows, stats)
         report = self._report(evaluation, truth, systems, rows)
-        write_json_report(self.context.output_path(o.output), report)
-        for row in rows:
-            result.keep(row)
-        return result
+        write_json_report(self.context.output_path(self.options.output), report)
 
     # -- inputs --------------------------------------------------------------------------------
     def _load_eval(self) -> LabelledTexts:
@@ -163,7 +152,7 @@ class EvaluateClassifierStage(ReadsTask, Stage):
                              label_column=o.real_label_column or o.label_column, what="real training file")
 
     # -- systems -------------------------------------------------------------------------------
-    def _systems(self, evaluation: LabelledTexts, rows: list[Row], result: BatchResult) -> list[SystemResult]:
+    def _systems(self, evaluation: LabelledTexts, rows: list[Row], stats: StepStats) -> list[SystemResult]:
         o = self.options
         everyone = list(range(len(evaluation)))
         systems = []
@@ -173,7 +162,7 @@ class EvaluateClassifierStage(ReadsTask, Stage):
         if o.zero_shot:
             systems.append(self._zero_shot(evaluation, everyone))
         if o.teacher:
-            systems.append(self._teacher(evaluation, result))
+            systems.append(self._teacher(evaluation, stats))
         if o.real_train:
             systems += self._real_label_students(evaluation, everyone)
         return systems
@@ -189,21 +178,21 @@ class EvaluateClassifierStage(ReadsTask, Stage):
         return SystemResult("MiniLM zero-shot (nearest label description)", "zero-shot", positions, probs.argmax(axis=1).tolist(),
                             round(1000 * seconds / max(1, len(positions)), 2))
 
-    def _teacher(self, evaluation: LabelledTexts, result: BatchResult) -> SystemResult:
+    def _teacher(self, evaluation: LabelledTexts, stats: StepStats) -> SystemResult:
         from synthwright.classify.labelling import teacher_label_probabilities
 
         o = self.options
         positions = evaluation.stratified_positions(o.teacher_limit, self.context.seed_for(self.name, "teacher"))
         texts = [evaluation.texts[p] for p in positions]
         teacher = teacher_label_probabilities(self.context, o.teacher, self.name, self.task, texts, f"teacher zero-shot: {len(texts)} texts")
-        result.stats.add_usage(teacher.usage)
+        stats.add_usage(teacher.usage)
         self._teacher_seconds = teacher.seconds
         failed = [e for e in teacher.errors if e]
         if len(failed) == len(texts):
             raise UserError(f"Step '{self.name}': the teacher {o.teacher} answered none of its {len(texts)} evaluation texts "
                             f"(first error: {failed[0]}).", "Check that the model or server works, then rerun (answers so far are cached).")
         for error in failed:  # counted as the step's failures, so a rerun asks again
-            result.stats.failed[failure_kind(error)] += 1
+            stats.failed[failure_kind(error)] += 1
         scored = [(p, int(np.argmax(row))) for p, row, e in zip(positions, teacher.probs, teacher.errors) if not e]
         per_1000 = round(1000 * teacher.seconds / len(scored), 1) if scored and teacher.seconds else None
         return SystemResult(f"teacher zero-shot ({o.teacher.split(':')[-1]}, {teacher.method})", "teacher", [p for p, _ in scored],

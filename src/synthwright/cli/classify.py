@@ -15,8 +15,8 @@ import yaml
 
 from synthwright.cli.console import out
 from synthwright.cli.pipeline import ProgressObserver, print_step_table
-from synthwright.classify.generation import DEFAULT_TEACHER
 from synthwright.errors import UserError
+from synthwright.llm.offline_models import DEFAULT_TEACHER
 
 
 class StudentKind(str, Enum):

@@ -7,9 +7,7 @@ starts fast and works without the `embed` extra for everything else.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +15,17 @@ import typer
 from rich.table import Table
 
 from synthwright.cli.console import err, out
+from synthwright.cli.options import Flag, step_with, validated, with_step_options
+from synthwright.cli.step_command import RUN_DIR_HELP, SHOW_PIPELINE_HELP, command_pipeline, prepared, run_command, show_pipeline
+from synthwright.core.step import StepContext
 from synthwright.errors import UserError
+from synthwright.filters.steps import DedupOptions
 from synthwright.io.outputs import check_output_target, output_lock, refuse_same_file
 
 TEXT_KEYS = ("text", "instruction", "prompt", "query", "question", "input", "content")
 METHODS = ("semantic", "exact", "minhash", "rouge-l")
+DEDUP_FLAGS = {"embedder": Flag("--embedder", "-e"), "score_column": Flag("--score-key")}
+DEDUP_STEP = "dedup"
 
 
 def _text_key(rows: list[dict[str, Any]], given: str | None) -> str:
@@ -52,25 +56,6 @@ def _embed_with_progress(embedder, texts: list[str]):
     stats = embedder.stats
     err.print(f"embedded {stats.texts:,} texts with {embedder.identity}: {stats.encoded:,} encoded, {stats.cache_hits:,} from cache, {stats.duplicates_in_call:,} repeats")
     return vectors
-
-
-@contextlib.contextmanager
-def _row_progress(label: str, total: int):
-    """A progress bar on stderr (rows done, rate, ETA); yields the function that advances it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} rows/s"), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task(label, total=total, rate="-")
-        started, done = time.perf_counter(), 0
-
-        def advance() -> None:
-            nonlocal done
-            done += 1
-            if done % 256 == 0 or done == total:  # redraw per batch, not per row
-                bar.update(task, completed=done, rate=f"{done / max(time.perf_counter() - started, 1e-9):,.0f}")
-
-        yield advance
 
 
 def _print_report(report, text_key: str) -> None:
@@ -153,59 +138,74 @@ def register(app: typer.Typer) -> None:
         out.print(f"[green]wrote[/] {plot} and {folder / 'diversity.json'}")
 
     @app.command("dedup")
+    @with_step_options(DedupOptions, flags=DEDUP_FLAGS, skip=("column", "method"))
     def dedup(
         data: Path = typer.Argument(..., help="Rows to deduplicate (.jsonl or .parquet)."),
         output: Path = typer.Argument(..., help="Where the kept rows go."),
         method: str = typer.Option("semantic", "--method", "-m", help=f"One of: {', '.join(METHODS)}."),
-        epsilon: float = typer.Option(0.1, "--epsilon", help="semantic: drop rows within this cosine distance of a kept row."),
-        threshold: float = typer.Option(None, "--threshold", help="minhash: Jaccard at or above (default 0.8); rouge-l: F above (default 0.7)."),
-        text_key: str = typer.Option(None, "--text-key", "-k", help="Column with the text."),
-        id_key: str = typer.Option(None, "--id-key", help="Column with row ids, used to name each dropped row's twin."),
-        score_key: str = typer.Option(None, "--score-key", help="semantic: keep the best-scored row of each group, not the first."),
-        embedder_spec: str = typer.Option("minilm", "--embedder", "-e", help="semantic: minilm, st:/path or openai:MODEL@URL."),
+        text_key: str = typer.Option(None, "--text-key", "-k", help=f"Column with the text (default: the first of {', '.join(TEXT_KEYS)})."),
+        id_key: str = typer.Option(None, "--id-key", help="Column with row ids, used to name each dropped row's twin (default: its position)."),
         dropped_path: Path = typer.Option(None, "--dropped", help="Also write dropped rows here, each with a '_dropped' record of its twin."),
+        run_dir: Path = typer.Option(None, "--run-dir", help=RUN_DIR_HELP),
+        show: bool = typer.Option(False, "--show-pipeline", help=SHOW_PIPELINE_HELP),
+        step_options: dict = None,
     ) -> None:
         """Drop near-duplicate rows, keeping the first (or best-scored) of each group.
 
         Example: synthwright dedup generated.jsonl deduped.jsonl --epsilon 0.1 --dropped dropped.jsonl
         """
-        from synthwright.filters import FilterStats, exact_dedup, minhash_dedup, rouge_l_filter, semantic_dedup
-        from synthwright.io.rows import RowWriter, read_rows
+        from synthwright.io.rows import check_input_file, read_rows
 
-        if score_key and method != "semantic":
+        if method not in METHODS:
+            raise UserError(f"Unknown dedup method '{method}'.", f"Use one of: {', '.join(METHODS)}.")
+        if step_options.get("score_column") and method != "semantic":
             raise UserError(f"--score-key works with --method semantic only, not {method}.", "Drop --score-key, or use --method semantic.")
         outputs = [output, dropped_path] if dropped_path else [output]
         for path, option in zip(outputs, ("OUTPUT", "--dropped")):
             refuse_same_file(path, data, option)
         if dropped_path:
             refuse_same_file(dropped_path, output, "--dropped")
-        with output_lock(*outputs):
-            rows = read_rows(data)
-            key = _text_key(rows, text_key)
-            stats = FilterStats()
-            common = {"text_key": key, "id_key": id_key, "stats": stats}
-            if method == "semantic":
-                decided = semantic_dedup(rows, epsilon, embedder=embedder_spec, score_key=score_key, **common)
-            elif method == "exact":
-                decided = exact_dedup(rows, **common)
-            elif method == "minhash":
-                decided = minhash_dedup(rows, threshold=0.8 if threshold is None else threshold, **common)
-            elif method == "rouge-l":
-                decided = rouge_l_filter(rows, threshold=0.7 if threshold is None else threshold, **common)
-            else:
-                raise UserError(f"Unknown dedup method '{method}'.", f"Use one of: {', '.join(METHODS)}.")
-            kept = RowWriter(output)
-            dropped = RowWriter(dropped_path) if dropped_path else None
-            with _row_progress(f"dedup ({method})", len(rows)) as advance:
-                for row, drop in decided:
-                    advance()
-                    if drop is None:
-                        kept.write(row)
-                    elif dropped is not None:
-                        dropped.write({**row, "_dropped": drop.to_dict()})
-            kept.close()
-            if dropped is not None:
-                dropped.close()
-            reasons = ", ".join(f"{n:,} {reason}" for reason, n in stats.dropped.items()) or "none"
-            out.print(f"{stats.seen:,} rows in, {stats.kept:,} kept, dropped: {reasons}")
-            out.print(f"[green]wrote[/] {output}" + (f" and {dropped_path}" if dropped_path else ""))
+        check_input_file(data)
+        column = _text_key(read_rows(data), text_key)
+        options = validated(DedupOptions, {**step_options, "column": column, "method": method.replace("-", "_")}, DEDUP_FLAGS)
+        pipeline = command_pipeline("dedup", [
+            {"name": "input", "uses": "load", "with": {"path": str(data.resolve()), "keep_meta": True}},
+            {"name": DEDUP_STEP, "uses": "dedup", "with": step_with(options)},
+        ], seed=0)
+        if show:
+            show_pipeline(pipeline)
+            return
+        context = StepContext(workdir=Path.cwd())
+        try:
+            config = prepared(pipeline, context)
+            with output_lock(*outputs):
+                _dedup(config, context, output, dropped_path, id_key, run_dir)
+        finally:
+            context.close()
+
+
+def _dedup(config, context: StepContext, output: Path, dropped_path: Path | None, id_key: str | None, run_dir: Path | None) -> None:
+    from synthwright.io.rows import RowWriter
+
+    with run_command(config, context, run_dir) as done:
+        names = {row["_meta"]["id"]: _name_of(row, id_key) for row in done.run.rows("input")}
+        kept = RowWriter(output)
+        for row in done.run.rows(DEDUP_STEP):
+            kept.write(row)
+        kept.close()
+        if dropped_path is not None:
+            dropped = RowWriter(dropped_path)
+            for row in done.run.rows(DEDUP_STEP, "dropped"):
+                twin = row["_meta"].get("duplicate_of")
+                record = {"reason": row.pop("_drop_reason"), "duplicate_of": names.get(twin, twin)}
+                dropped.write({**row, "_dropped": record})
+            dropped.close()
+    stats = done.stats
+    reasons = ", ".join(f"{n:,} {reason}" for reason, n in stats.dropped.items()) or "none"
+    out.print(f"{stats.rows_in:,} rows in, {stats.rows_out:,} kept, dropped: {reasons}")
+    out.print(f"[green]wrote[/] {output}" + (f" and {dropped_path}" if dropped_path else ""))
+
+
+def _name_of(row: dict[str, Any], id_key: str | None) -> Any:
+    """How a dropped row's twin is named: its id column, else its position in the input."""
+    return row.get(id_key) if id_key else row["_meta"].get("source_index")

@@ -1,38 +1,70 @@
-"""`synthwright generate`: render a template per row, ask a model, write rows."""
+"""`synthwright generate`: render a template per row, ask a model, write rows.
+
+The command is a two-step pipeline (`load`, then the `generate` step) run by the same executor
+as `synthwright run`, so it and the same YAML share cache entries and make the same rows.
+Its options are the `generate` step's (recipes/generate_step.py), plus the command's own:
+input, output, the request cache and the engine's limits.
+
+Resumable by construction: every completed request is in the request cache, so rerunning the
+same command after a crash sends only what is missing. Output rows keep input order; rows that
+finally fail go to `<output>.failures.jsonl` with their reason. One process at a time writes an
+output (a lock beside it), and a run with failures never replaces an earlier output: its rows
+go to `<output>.incomplete.jsonl` instead.
+"""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from synthwright.cli.console import err, out
-from synthwright.cli.progress import RichProgress
-from synthwright.generate import DryRunEstimate, GenerateConfig, GenerateJob, GenerateSummary
-from synthwright.recipes.template import load_json_schema
-from synthwright.llm.records import SamplingParams
-from synthwright.llm.usage import Price
-from synthwright.io.outputs import refuse_same_file
+from synthwright.cli.options import Flag, validated, step_with, with_step_options
+from synthwright.cli.step_command import RUN_DIR_HELP, SHOW_PIPELINE_HELP, command_pipeline, prepared, run_command, show_pipeline
+from synthwright.core.step import StepContext, StepStats
+from synthwright.errors import UserError
+from synthwright.io.outputs import check_output_target, output_lock, refuse_same_file
+from synthwright.io.rows import RowWriter, check_input_file, check_row_format
+from synthwright.llm.estimate import DryRunEstimate
+from synthwright.recipes.generate_step import GenerateOptions
+
+FLAGS = {
+    "model": Flag("--model", "-m"),
+    "template": Flag("--template", "-t"),
+    "samples": Flag("-n", "--samples"),
+    "json_schema": Flag("--json-schema", type=str, help="JSON schema file: constrain the answer to it"),
+    "output_column": Flag("--column"),
+}
+STEP = "generate"  # the step's name: with the input file's name, it decides each row's id and seed
+# Rows per batch: one batch holds (nearly) every request, so all of them share the concurrency,
+# as one engine run did before the command became a pipeline.
+BATCH_ROWS = 1024
+
+
+def generate_pipeline(options: GenerateOptions, input: Path, *, seed: int = 0, limit: int | None = None,
+                      price: str | None = None) -> dict[str, Any]:
+    """The pipeline `synthwright generate` runs, as YAML would spell it."""
+    step = step_with(options)
+    models = None
+    if price:  # a backend setting: the model then gets an entry of the `models:` section
+        models = [{"id": "model", "spec": options.model, "options": {"price": price}}]
+        step["model"] = "model"
+    return command_pipeline(STEP, [
+        {"name": "input", "uses": "load", "with": {"path": str(input), **({"limit": limit} if limit else {})}},
+        {"name": STEP, "uses": "generate", "batch_size": BATCH_ROWS, "with": step},
+    ], seed=seed, models=models)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("generate")
+    @with_step_options(GenerateOptions, flags=FLAGS)
     def generate(
-        model: str = typer.Option(..., "--model", "-m", help="Model spec: llamacpp:smollm2-135m, llamacpp:/path/m.gguf, openai:gpt-4o-mini, openai:NAME@http://127.0.0.1:8080/v1."),
-        template: Path = typer.Option(..., "--template", "-t", help="Jinja template file; input columns are its variables."),
         input: Path = typer.Option(..., "--input", "-i", help="Input rows (.jsonl or .parquet)."),
         output: Path = typer.Option(..., "--output", "-o", help="Output rows (.jsonl or .parquet)."),
-        samples: int = typer.Option(1, "-n", "--samples", min=1, help="Samples per input row."),
-        temperature: float = typer.Option(0.7, "--temperature", min=0.0),
-        max_tokens: int = typer.Option(256, "--max-tokens", min=1),
-        top_p: float = typer.Option(None, "--top-p"),
-        top_k: int = typer.Option(None, "--top-k"),
-        stop: list[str] = typer.Option(None, "--stop", help="Stop string (repeatable)."),
         seed: int = typer.Option(0, "--seed", help="Run seed; each request's seed derives from it, the row and the sample."),
-        system: str = typer.Option(None, "--system", help="System message."),
-        raw: bool = typer.Option(False, "--raw", help="Send the rendered template as a raw completion prompt, not a chat message."),
-        json_schema: Path = typer.Option(None, "--json-schema", help="JSON schema file: constrain the answer to it."),
-        column: str = typer.Option("generation", "--column", help="Name of the output column."),
         limit: int = typer.Option(None, "--limit", min=1, help="Use only the first N input rows."),
         concurrency: int = typer.Option(None, "--concurrency", min=1, help="Requests in flight (default: 64 for HTTP, 1 in-process)."),
         timeout: float = typer.Option(120.0, "--timeout", help="Seconds before one attempt is abandoned."),
@@ -42,28 +74,104 @@ def register(app: typer.Typer) -> None:
         no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the request cache."),
         refresh: bool = typer.Option(False, "--refresh", help="Ignore cached answers, ask again and overwrite them."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Show requests and estimated tokens (and cost); call no model."),
+        run_dir: Path = typer.Option(None, "--run-dir", help=RUN_DIR_HELP),
+        show: bool = typer.Option(False, "--show-pipeline", help=SHOW_PIPELINE_HELP),
+        step_options: dict = None,
     ) -> None:
         """Render TEMPLATE for each input row, ask MODEL, and write one output row per sample.
 
         Example: synthwright generate -m llamacpp:smollm2-135m -t examples/question.j2 -i examples/topics.jsonl -o out/questions.jsonl
         """
+        if not timeout > 0:  # 0 or less would switch the timeout off: a hanging server then wins
+            raise UserError(f"--timeout must be more than 0 seconds, not {timeout:g}.", "Give the seconds one attempt may take, e.g. --timeout 120.")
+        check_input_file(input)
+        check_row_format(output)  # before any work, dry runs included
+        check_output_target(output)
         refuse_same_file(output, input)
-        params = SamplingParams(temperature=temperature, max_tokens=max_tokens, top_p=top_p, top_k=top_k, stop=tuple(stop or ()))
-        config = GenerateConfig(
-            model=model, template=template, input=input, output=output, samples_per_row=samples, params=params,
-            seed=seed, system=system, raw_prompt=raw, json_schema=load_json_schema(json_schema) if json_schema else None,
-            output_column=column, limit=limit, cache_file=cache, read_cache=not (no_cache or refresh),
-            write_cache=not no_cache, concurrency=concurrency, timeout_s=timeout, max_attempts=max_attempts,
-            price=Price.parse(price) if price else None,
-        )
-        job = GenerateJob(config)
-        if dry_run:
-            _print_estimate(job.estimate())
+        options = validated(GenerateOptions, step_options, FLAGS)
+        data = generate_pipeline(options, input.resolve(), seed=seed, limit=limit, price=price)
+        if show:
+            show_pipeline(data)
             return
-        summary = job.run(RichProgress(f"generate {model}"))
-        _print_summary(summary)
-        if summary.failed:
-            raise typer.Exit(code=1)
+        context = StepContext(workdir=Path.cwd(), cache_file=cache, read_cache=not (no_cache or refresh), write_cache=not no_cache,
+                              max_concurrency=concurrency, timeout_s=timeout, max_attempts=max_attempts)
+        try:
+            config = prepared(data, context, check_models=(data["steps"][-1]["with"]["model"],))
+            load, generate = _checked_plan(config, context)
+            if dry_run:
+                _print_estimate(_estimate(load, generate, context))
+                return
+            with output_lock(output, fix="Wait for the other run to finish; its finished requests will be cached."):
+                _run(config, context, output, run_dir)
+        finally:
+            context.close()  # a run closes it too; this is for what stops before one
+
+
+def _run(config, context: StepContext, output: Path, run_dir: Path | None) -> None:
+    started = time.perf_counter()
+    writer = RowWriter(output)  # OUTPUT.partial from the start: a killed run leaves nothing under OUTPUT
+    with run_command(config, context, run_dir) as done:
+        failures = [_failure_record(row) for row in done.run.rows(STEP, "failed")]
+        for row in done.run.rows(STEP):
+            writer.write(row)
+        path = writer.close(complete=not failures)
+    written = writer.count
+    failures_path = _write_failures(output, failures)
+    _print_summary(written, path, done.stats, time.perf_counter() - started)
+    if failures:
+        reasons = ", ".join(f"{k} ({v})" for k, v in sorted(done.stats.failed.items())) or "see file"
+        err.print(f"[red]{len(failures)} rows failed[/]: {reasons}; details in {failures_path}. "
+                  "Rerun the same command to retry only those.")
+    if path != output:
+        err.print(f"[yellow]kept the earlier {output}[/]: an incomplete result does not replace it; this run's rows are in {path}.")
+    if failures:
+        raise typer.Exit(code=1)
+
+
+def _checked_plan(config, context: StepContext):
+    """The planned `load` and `generate` steps, once the template is known to find its columns
+    in the first input row: a missing one stops the command before any step runs."""
+    from synthwright.pipeline.executor import check_columns
+    from synthwright.pipeline.plan import plan_pipeline
+
+    load, generate = plan_pipeline(config, context)
+    check_columns(generate, next(iter(load.step.read())))
+    return load, generate
+
+
+def _estimate(load, generate, context: StepContext) -> DryRunEstimate:
+    """What the run would send, without calling any model: the first requests of every row."""
+    from synthwright.llm.estimate import estimate
+
+    requests, unrenderable = generate.step.first_requests(list(load.step.read()))
+    model = generate.step.options.model
+    cache = context.cache() if context.read_cache else None
+    found = estimate(requests, context.backend(model), cache, context.model(model).options.parsed_price())
+    found.render_failures = unrenderable
+    return found
+
+
+def failures_path_for(output: Path) -> Path:
+    """out.jsonl -> out.failures.jsonl; a.v1.parquet -> a.v1.failures.jsonl."""
+    return output.with_name(output.with_suffix("").name + ".failures.jsonl")
+
+
+def _failure_record(row: dict[str, Any]) -> dict[str, Any]:
+    """A failed input row as the failures file shows it: where it was, why, and the row itself."""
+    meta = row.get("_meta") or {}
+    return {"row_index": meta.get("source_index"), "error": row.get("_failure"),
+            "row": {k: v for k, v in row.items() if k not in ("_meta", "_failure")}}
+
+
+def _write_failures(output: Path, failures: list[dict[str, Any]]) -> Path:
+    path = failures_path_for(output)
+    if not failures:
+        path.unlink(missing_ok=True)  # stale from an earlier run
+        return path
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in failures:
+            handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    return path
 
 
 def _print_estimate(estimate: DryRunEstimate) -> None:
@@ -79,24 +187,12 @@ def _print_estimate(estimate: DryRunEstimate) -> None:
     )
 
 
-def _print_summary(summary: GenerateSummary) -> None:
-    usage = summary.usage
-    cost = f", ${usage.cost:.4f}" if usage.cost else ""
+def _print_summary(written: int, path: Path, stats: StepStats, elapsed_s: float) -> None:
+    cost = f", ${stats.cost:.4f}" if stats.cost else ""
     out.print(
-        f"[green]wrote {summary.rows_written} rows[/] to {summary.output} in {summary.elapsed_s:.1f}s: "
-        f"{usage.sent} requests sent, {usage.cache_hits} cache hits, {usage.failed} failed; "
+        f"[green]wrote {written} rows[/] to {path} in {elapsed_s:.1f}s: "
+        f"{stats.requests_sent} requests sent, {stats.cache_hits} cache hits, {sum(stats.failed.values())} failed; "
         # The server sees every attempt, retries included: say so, or its count looks like a bug.
-        f"{usage.sent + usage.retries} attempts ({usage.retries} retries); "
-        f"{usage.prompt_tokens:,} prompt + {usage.completion_tokens:,} completion tokens{cost}"
+        f"{stats.requests_sent + stats.retries} attempts ({stats.retries} retries); "
+        f"{stats.prompt_tokens:,} prompt + {stats.completion_tokens:,} completion tokens{cost}"
     )
-    if summary.failed:
-        reasons = ", ".join(f"{k} ({v})" for k, v in sorted(summary.usage.failure_reasons.items())) or "see file"
-        err.print(
-            f"[red]{summary.failed} rows failed[/]: {reasons}; details in {summary.failures_path}. "
-            "Rerun the same command to retry only those."
-        )
-    if summary.kept_earlier:
-        err.print(
-            f"[yellow]kept the earlier {summary.intended}[/]: an incomplete result does not replace it; "
-            f"this run's rows are in {summary.output}."
-        )

@@ -10,12 +10,11 @@ import typer
 from synthwright.cli.console import out
 from synthwright.cli.pipeline import ProgressObserver, print_step_table
 from synthwright.errors import UserError
+from synthwright.llm.offline_models import DEFAULT_TEACHER
 from synthwright.pipeline.config import validate_pipeline
 from synthwright.pipeline.pipeline import run_pipeline
 from synthwright.pipeline.rundir import RunDirectory
 from synthwright.recipes.self_instruct import builtin_seed_path
-
-DEFAULT_TEACHER = "llamacpp:qwen2.5-coder-1.5b"
 
 
 class Recipe(str, Enum):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,22 @@ import typer
 from rich.table import Table
 
 from synthwright.cli.console import err, out
-from synthwright.cli.progress import RichProgress
+from synthwright.cli.options import Flag, step_with, validated, with_step_options
+from synthwright.cli.step_command import RUN_DIR_HELP, SHOW_PIPELINE_HELP, command_pipeline, prepared, run_command, show_pipeline
+from synthwright.core.step import StepContext
 from synthwright.errors import UserError
 from synthwright.io.outputs import check_output_target, output_lock, put_in_place, refuse_same_file
-from synthwright.io.rows import RowWriter, check_row_format, read_rows
+from synthwright.io.rows import RowWriter, check_input_file, check_row_format, read_rows
+from synthwright.judges.steps import JudgeOptions
+
+JUDGE_FLAGS = {
+    "judges": Flag("--judge", "-j"),
+    "text_column": Flag("--text"),
+    "context_column": Flag("--context"),
+    "a_column": Flag("--a"),
+    "b_column": Flag("--b"),
+}
+JUDGE_STEP, FILTER_STEP = "judge", "filter"  # step names: with the input file's name, they decide row ids
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -159,112 +172,117 @@ def _judged_rows(judged: Path, step: str | None) -> tuple[list[dict], Path]:
     return rows, _sibling(judged, "human.jsonl")
 
 
+def judge_pipeline(options: JudgeOptions, data: Path, *, seed: int = 0, limit: int | None = None,
+                   drop_bottom: float | None = None, threshold: float | None = None) -> dict[str, Any]:
+    """The pipeline `synthwright judge` runs, as YAML would spell it. The rows keep the lineage
+    they bring (a generator's `_meta.model` is what the circularity check reads)."""
+    load = {"path": str(data), "keep_meta": True, **({"limit": limit} if limit else {})}
+    steps = [{"name": "input", "uses": "load", "with": load}, {"name": JUDGE_STEP, "uses": "judge", "with": step_with(options)}]
+    if drop_bottom is not None or threshold is not None:
+        rule = {"drop_bottom": drop_bottom} if drop_bottom is not None else {"threshold": threshold}
+        # No report from the filter: the command writes its own beside the output.
+        steps.append({"name": FILTER_STEP, "uses": "judge_filter", "with": {**rule, "prefix": options.prefix, "report": None}})
+    return command_pipeline("judge", steps, seed=seed)
+
+
+def _judge(config, context: StepContext, options: JudgeOptions, output: Path, run_dir: Path | None) -> None:
+    from synthwright.judges.family import CircularJudgeWarning
+    from synthwright.judges.report import judge_report
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CircularJudgeWarning)  # said once, loudly, from the report below
+        with run_command(config, context, run_dir) as done:
+            judged = list(done.run.rows(JUDGE_STEP))
+            failed = [({k: v for k, v in row.items() if k != "_failure"}, row["_failure"]) for row in done.run.rows(JUDGE_STEP, "failed")]
+            filtered = config.steps[-1].name == FILTER_STEP
+            kept = list(done.run.rows(FILTER_STEP)) if filtered else judged
+            dropped = list(done.run.rows(FILTER_STEP, "dropped")) if filtered else []
+    written = _write_rows(output, kept, complete=not failed)
+    if judged:
+        report = judge_report(judged, options.prefix, options.generator)
+    else:
+        report = {"mode": options.mode, "rows": 0, "judges": {}, "agreement": [], "circularity": []}
+    _shout_circularity(report["circularity"])
+    report["failed"] = len(failed)
+    if dropped:
+        report["filter"] = {"kept": len(kept), "dropped": len(dropped), "reason": dropped[0]["_drop_reason"]}
+        _write_rows(_sibling(output, "dropped.jsonl"), dropped)
+    report_path = _sibling(output, "report.json")
+    report_path.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    if judged:
+        _print_judge_report(report)
+    _say_what_was_written(output, written, report_path, judged, failed, dropped, report["circularity"])
+
+
+def _say_what_was_written(output: Path, written: Path, report_path: Path, judged: list, failed: list, dropped: list, circular: list) -> None:
+    failures_path = _sibling(output, "failures.jsonl")
+    if failed:
+        _write_rows(failures_path, [{"error": reason, "row": row} for row, reason in failed])
+    else:
+        failures_path.unlink(missing_ok=True)
+    out.print(
+        f"[green]judged {len(judged)} rows[/] ({len(failed)} failed"
+        + (f", {len(dropped)} dropped" if dropped else "") + f"): {written}; report: {report_path}"
+    )
+    if circular:
+        out.print("[bold red]circular judging: see the warning above; the report lists it under 'circularity'.[/]")
+    if written != output:
+        err.print(f"[yellow]kept the earlier {output}[/]: an incomplete result does not replace it; this run's rows are in {written}.")
+    if failed:
+        err.print(f"[red]{len(failed)} rows failed[/]: details in {failures_path}. {_failure_advice(failed)}")
+        raise typer.Exit(code=1)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("judge")
+    @with_step_options(JudgeOptions, flags=JUDGE_FLAGS, skip=("mode", "weights"))
     def judge(
         data: Path = typer.Argument(..., help="Rows to judge (.jsonl or .parquet)."),
-        judges: list[str] = typer.Option(..., "--judge", "-j", help="Judge: a model spec (llamacpp:qwen2.5-coder-1.5b, openai:gpt-4o-mini) or `embedding`; NAME=SPEC names it. Repeat for an ensemble."),
-        rubric: str = typer.Option("default", "--rubric", help="Pointwise rubric: `default` (relevance, naturalness, difficulty) or a YAML file."),
         pairwise: bool = typer.Option(False, "--pairwise", help="Judge (context, A, B) pairs in both orders instead of single texts."),
-        text: str = typer.Option("text", "--text", help="Pointwise: the column to judge."),
-        context: str = typer.Option(None, "--context", help="The context column (document, query, instruction); required with --pairwise."),
-        a: str = typer.Option("a", "--a", help="Pairwise: the column holding candidate A."),
-        b: str = typer.Option("b", "--b", help="Pairwise: the column holding candidate B."),
-        output: Path = typer.Option(None, "--output", "-o", help="Judged rows (default: DATA.judged.jsonl beside DATA)."),
-        scoring: str = typer.Option("probs", "--scoring", help="probs: expected score from next-token probabilities; json: one structured answer with a reason."),
-        reasons: bool = typer.Option(None, "--reasons/--no-reasons", help="Ask for a one-sentence reason (default: only with --scoring json)."),
         weights: str = typer.Option(None, "--weights", help="equal (default), agreement, or a JSON file of judge weights (from `calibrate --weights-out`)."),
-        generator: str = typer.Option(None, "--generator", help="The model that generated DATA, when rows lack `_meta.model` (for the circularity check)."),
+        output: Path = typer.Option(None, "--output", "-o", help="Judged rows (default: DATA.judged.jsonl beside DATA)."),
         drop_bottom: float = typer.Option(None, "--drop-bottom", min=0.0, max=0.99, help="Also filter: drop this lowest-scoring fraction (e.g. 0.15)."),
         threshold: float = typer.Option(None, "--threshold", help="Also filter: drop rows scoring below this (e.g. from `calibrate`)."),
-        max_chars: int = typer.Option(None, "--max-chars", min=20, help="Truncate each text to this many characters (cheaper judging)."),
-        instruction: str = typer.Option(None, "--instruction", help="Pairwise question (default: 'Which of the two documents answers the search query? Reply with 1 or 2.')."),
-        text_label: str = typer.Option(None, "--text-label", help="What the judged text is called in the rubric prompt (default: Query)."),
-        context_label: str = typer.Option(None, "--context-label", help="What the context is called in the rubric prompt (default: Document)."),
         limit: int = typer.Option(None, "--limit", min=1, help="Judge only the first N rows."),
-        prefix: str = typer.Option("judge", "--prefix", help="Prefix of the columns written (judge_score, judge_by, ...)."),
+        seed: int = typer.Option(0, "--seed", help="Run seed (judges that sample derive their seeds from it)."),
         cache: Path = typer.Option(None, "--cache", help="Request cache file."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the request cache."),
         refresh: bool = typer.Option(False, "--refresh", help="Ignore cached answers and ask again."),
+        run_dir: Path = typer.Option(None, "--run-dir", help=RUN_DIR_HELP),
+        show: bool = typer.Option(False, "--show-pipeline", help=SHOW_PIPELINE_HELP),
+        step_options: dict = None,
     ) -> None:
         """Judge rows with one or more judges; write per-judge and combined scores and a bias report.
 
         Example: synthwright judge queries.jsonl --judge llamacpp:qwen2.5-coder-1.5b --judge embedding --text query --context document
         """
-        from synthwright.core.step import StepContext
-        from synthwright.judges.apply import JudgeColumns, judge_rows
-        from synthwright.judges.ensemble import JudgeEnsemble
-        from synthwright.judges.factory import build_judge
-        from synthwright.judges.filtering import select_by_score
-        from synthwright.judges.prompts import PairwisePrompt
-        from synthwright.judges.report import judge_report
-        from synthwright.judges.rubric import load_rubric
+        from synthwright.judges.apply import JudgeColumns
 
         mode = "pairwise" if pairwise else "pointwise"
-        if pairwise and not context:
+        if pairwise and not step_options.get("context_column"):
             raise UserError("--pairwise needs --context: the column holding the query or instruction A and B answer.")
-        if scoring not in ("probs", "json"):
-            raise UserError(f"--scoring must be probs or json, not '{scoring}'.")
         if drop_bottom is not None and threshold is not None:
             raise UserError("Give --drop-bottom or --threshold, not both.")
+        options = validated(JudgeOptions, {**step_options, "mode": mode, "weights": _load_weights(weights)}, JUDGE_FLAGS)
         output = output or data.with_name(data.with_suffix("").name + ".judged.jsonl")
+        check_input_file(data)
         check_row_format(output)
         check_output_target(output)
         refuse_same_file(output, data)
         rows = read_rows(data)
-        rows = rows[:limit] if limit else rows
-        columns = JudgeColumns(text=text, context=context, a=a, b=b, prefix=prefix)
-        _check_columns_exist(rows, columns.needed(mode), data)
-        the_rubric = load_rubric(rubric)
-        labels = {k: v for k, v in (("text_label", text_label), ("context_label", context_label)) if v}
-        the_rubric = the_rubric.model_copy(update=labels) if labels else the_rubric
-        step_context = StepContext(cache_file=cache, read_cache=not (no_cache or refresh), write_cache=not no_cache)
-        prompt = PairwisePrompt(instruction=instruction) if instruction else PairwisePrompt()
-        members = [
-            build_judge(spec, mode, rubric=the_rubric, scoring=scoring, reasons=reasons, max_chars=max_chars,
-                        prompt=prompt, context=step_context)
-            for spec in judges
-        ]
-        ensemble = JudgeEnsemble(members, _load_weights(weights))
-        with output_lock(output):  # held while judging: a second judge of the same output is refused at once
-            try:
-                judged = judge_rows(
-                    rows, ensemble, mode, columns, generator=generator, warn=False,
-                    progress=lambda j: RichProgress(f"judge {j.name}") if j.model else None,
-                )
-            finally:
-                step_context.close()
-            _shout_circularity([c.to_dict() for c in judged.circularity])
-            kept, dropped = judged.rows, []
-            if drop_bottom is not None or threshold is not None:
-                kept, dropped = select_by_score(judged.rows, columns.score_column(mode), drop_bottom=drop_bottom, threshold=threshold)
-            complete = not judged.failed
-            written = _write_rows(output, kept, complete)
-            report = judge_report(judged.rows, prefix, generator) if judged.rows else {"mode": mode, "rows": 0, "judges": {}, "agreement": [], "circularity": []}
-            report["failed"] = len(judged.failed)
-            if dropped:
-                report["filter"] = {"kept": len(kept), "dropped": len(dropped), "reason": dropped[0][1]}
-                _write_rows(_sibling(output, "dropped.jsonl"), [{**row, "_drop_reason": reason} for row, reason in dropped])
-            report_path = _sibling(output, "report.json")
-            report_path.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-            if judged.rows:
-                _print_judge_report(report)
-            failures_path = _sibling(output, "failures.jsonl")
-            if judged.failed:
-                _write_rows(failures_path, [{"error": reason, "row": row} for row, reason in judged.failed])
-            else:
-                failures_path.unlink(missing_ok=True)
-            out.print(
-                f"[green]judged {len(judged.rows)} rows[/] ({len(judged.failed)} failed"
-                + (f", {len(dropped)} dropped" if dropped else "") + f"): {written}; report: {report_path}"
-            )
-            if judged.circularity:
-                out.print("[bold red]circular judging: see the warning above; the report lists it under 'circularity'.[/]")
-            if written != output:
-                err.print(f"[yellow]kept the earlier {output}[/]: an incomplete result does not replace it; this run's rows are in {written}.")
-            if judged.failed:
-                err.print(f"[red]{len(judged.failed)} rows failed[/]: details in {failures_path}. {_failure_advice(judged.failed)}")
-                raise typer.Exit(code=1)
+        columns = JudgeColumns(text=options.text_column, context=options.context_column, a=options.a_column, b=options.b_column, prefix=options.prefix)
+        _check_columns_exist(rows[:limit] if limit else rows, columns.needed(mode), data)
+        pipeline = judge_pipeline(options, data.resolve(), seed=seed, limit=limit, drop_bottom=drop_bottom, threshold=threshold)
+        if show:
+            show_pipeline(pipeline)
+            return
+        context = StepContext(workdir=Path.cwd(), cache_file=cache, read_cache=not (no_cache or refresh), write_cache=not no_cache)
+        try:
+            config = prepared(pipeline, context)
+            with output_lock(output):  # held while judging: a second judge of the same output is refused at once
+                _judge(config, context, options, output, run_dir)
+        finally:
+            context.close()
 
     @app.command("calibrate")
     def calibrate(
@@ -276,7 +294,7 @@ def register(app: typer.Typer) -> None:
         conservative: bool = typer.Option(False, "--conservative", help="Choose the threshold by the interval's lower bound, not the estimate."),
         min_kept: int = typer.Option(5, "--min-kept", min=1, help="Ignore thresholds that keep fewer labelled rows than this."),
         prefix: str = typer.Option("judge", "--prefix", help="Prefix of the judge columns."),
-        id_column: str = typer.Option("id", "--id-column", help="Row id column in DATA when rows have no _meta.id (else row position)."),
+        id_column: str = typer.Option("id", "--id-column", help="Row id column in DATA (a label may name its row by this, by its _meta.id or by its 0-based position)."),
         id_key: str = typer.Option("id", "--id-key", help="Id field in the human labels file."),
         label_key: str = typer.Option(None, "--label-key", help="Label field in the human labels file (default: score, preference, label or human)."),
         resamples: int = typer.Option(1000, "--bootstrap", min=100, help="Bootstrap resamples for the intervals."),

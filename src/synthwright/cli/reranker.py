@@ -15,9 +15,8 @@ import yaml
 from synthwright.cli.console import out
 from synthwright.cli.pipeline import ProgressObserver, print_step_table
 from synthwright.errors import UserError
+from synthwright.llm.offline_models import DEFAULT_TEACHER
 from synthwright.reranker.teacher import TEACHER_METHODS
-
-DEFAULT_TEACHER = "llamacpp:qwen2.5-coder-1.5b"
 
 
 # The same values as the evaluation step's `teacher_method`, as typer wants them (an Enum).

@@ -16,6 +16,8 @@ import stat as stat_module
 from pathlib import Path
 from typing import Any
 
+from synthwright import atomic
+
 _CHUNK = 1 << 20
 
 
@@ -44,6 +46,5 @@ def _digest(path: str, *_version: int) -> str:
 
 
 def write_json_report(path: Path, report: Any) -> None:
-    """A report as indented JSON, its folder made when missing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    """A report as indented JSON, its folder made when missing, put in place whole."""
+    atomic.write_text(path, json.dumps(report, indent=2))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from synthwright.core.lineage import Row
 from synthwright.errors import UserError
@@ -36,6 +36,25 @@ class StepOptions(BaseModel):
     """Base for a step's typed options: unknown keys are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def fingerprinted(self) -> dict[str, Any]:
+        """The options as the step's fingerprint holds them: every field, except one added
+        after the step shipped (`added_option`) while it keeps its default."""
+        data = self.model_dump(mode="json")
+        for name, info in type(self).model_fields.items():
+            if (info.json_schema_extra or {}).get(ADDED_LATER) and getattr(self, name) == info.default:
+                del data[name]
+        return data
+
+
+ADDED_LATER = "added_later"
+
+
+def added_option(default: Any, **field_arguments: Any) -> Any:
+    """A Field for an option added to a step that has run folders in the wild: at its default
+    it stays out of the fingerprint, so those folders keep their steps (and what follows them,
+    trained students included) instead of redoing them."""
+    return Field(default, json_schema_extra={ADDED_LATER: True}, **field_arguments)
 
 
 @dataclass
@@ -49,6 +68,9 @@ class StepStats:
     seconds: float = 0.0
     requests_sent: int = 0
     cache_hits: int = 0
+    # Attempts beyond the first: the server sees every one, so a summary that counts what it
+    # received must add them to the requests sent.
+    retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
@@ -58,7 +80,8 @@ class StepStats:
             rows_in=self.rows_in + other.rows_in, rows_out=self.rows_out + other.rows_out,
             dropped=self.dropped + other.dropped, failed=self.failed + other.failed,
             seconds=self.seconds + other.seconds, requests_sent=self.requests_sent + other.requests_sent,
-            cache_hits=self.cache_hits + other.cache_hits, prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            cache_hits=self.cache_hits + other.cache_hits, retries=self.retries + other.retries,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens, cost=self.cost + other.cost,
         )
 
@@ -66,6 +89,7 @@ class StepStats:
         """Fold in an LLM engine's `UsageTotals`."""
         self.requests_sent += usage.sent
         self.cache_hits += usage.cache_hits
+        self.retries += usage.retries
         self.prompt_tokens += usage.prompt_tokens
         self.completion_tokens += usage.completion_tokens
         self.cost += usage.cost
@@ -195,15 +219,27 @@ class StepContext:
         )
         return LLMEngine(self.backend(name), self.cache(), options)
 
-    def ask(self, spec: str, step_name: str, requests: Iterable) -> tuple[list, Any]:
+    def ask(self, spec: str, step_name: str, requests: Iterable, progress: Any = None, total: int | None = None) -> tuple[list, Any]:
         """Answer `requests` (in order) through the model's engine; returns (responses, usage).
-        `spec` is a model id of the run or a spec.
+        `spec` is a model id of the run or a spec; `progress` (from `request_progress`) is told
+        of each answer, out of `total`.
 
         `requests` may be a generator: the engine then sends the first ones while the rest
         are still being built, so building them overlaps with waiting for the server."""
         answers: dict[int, Any] = {}
-        usage = self.engine(spec).run(requests, lambda i, _req, resp: answers.__setitem__(i, resp), step=step_name,
-                                      owner=self.owner(step_name))
+
+        def on_result(index: int, _request: Any, response: Any) -> None:
+            answers[index] = response
+            if progress is not None:
+                progress.advance(response)
+
+        if progress is not None:
+            progress.start(total)
+        try:
+            usage = self.engine(spec).run(requests, on_result, step=step_name, owner=self.owner(step_name))
+        finally:
+            if progress is not None:
+                progress.finish()
         return [answers[i] for i in range(len(answers))], usage
 
     def owner(self, step_name: str) -> str | None:
@@ -315,6 +351,23 @@ class Stage(Step):
         """The result in parts, each stored as its own shard as soon as it comes. A stage
         that can stream (an export) overrides this, so its output never sits in memory whole."""
         yield self.run(rows)
+
+
+class PassThroughStage(Stage):
+    """A stage whose effect is a file (a report, a model, an evaluation): it reads every row
+    and forwards them all unchanged. Subclasses implement `write_output`."""
+
+    def run(self, rows: Iterable[Row]) -> BatchResult:
+        rows = list(rows)
+        result = BatchResult.for_input(len(rows))
+        self.write_output(rows, result.stats)
+        for row in rows:
+            result.keep(row)
+        return result
+
+    @abstractmethod
+    def write_output(self, rows: list[Row], stats: StepStats) -> None:
+        """Make the stage's file from `rows`; add LLM usage, failures or extra time to `stats`."""
 
 
 STEP_TYPES: dict[str, type[Step]] = {}

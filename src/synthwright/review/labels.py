@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import threading
 import time
@@ -26,6 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+from synthwright import atomic
 from synthwright.errors import UserError
 from synthwright.io.rows import numbered_jsonl
 from synthwright.judges.apply import judged_mode
@@ -126,14 +126,7 @@ class LabelStore:
             return key
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in self.records.values())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        atomic.write_text(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.records.values()))
 
 
 def _read_labels(path: Path) -> dict[str, dict[str, Any]]:
@@ -145,19 +138,6 @@ def _read_labels(path: Path) -> dict[str, dict[str, Any]]:
             raise UserError(f"{path}:{number}: a label needs an `id`.", "Fix or remove that line.")
         records[str(record["id"])] = record
     return records
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # not every file system syncs folders; the rename itself is still atomic
-    finally:
-        os.close(fd)
 
 
 # -- a labelling session on one step --------------------------------------------------------
