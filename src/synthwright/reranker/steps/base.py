@@ -13,7 +13,7 @@ from synthwright.core.lineage import Row
 from synthwright.core.step import BatchResult, Stage, StepStats
 
 DEFAULT_TEACHER = "llamacpp:qwen2.5-coder-1.5b"
-Style = Literal["claim", "question", "keyword"]
+Style = Literal["claim", "question", "keyword", "code"]
 
 
 class ReadsCorpus:
