@@ -1,0 +1,150 @@
+"""Issue 20: queries in the corpus's register (style examples, the code style), the first stage
+chosen by the round trip of synthetic queries, the student as a retriever over the whole corpus,
+and evaluation that streams and talks. Real MiniLM throughout; the student here is the untrained
+base model saved as a student folder, so no training is needed to check the paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from synthwright.core.step import StepContext
+from synthwright.ranking.first_stage import choose_first_stage
+from synthwright.recipes.template import TemplatePrompt
+from synthwright.reranker.corpus import first_stage_runs
+from synthwright.reranker.queries import DOC_QUERY_PROMPT, STYLE_INSTRUCTIONS, judge_query
+from synthwright.reranker.steps import CorpusOptions, CorpusStep
+from synthwright.reranker.style import MAX_SHOWN, read_style_queries
+from tests.conftest import run_cli
+
+# Queries that share no word with their document: BM25 finds nothing, meaning-based search does.
+PARAPHRASES = {
+    "cat": ("The feline dozed for hours upon the rug beside the fireplace.", "kitty sleeping on carpet near hearth"),
+    "car": ("Automobiles burn petrol in their engines to move along highways.", "vehicles using gasoline motors on roads"),
+    "doctor": ("A physician examines patients and prescribes medication in the clinic.", "healer caring for unwell folks with pills"),
+    "rain": ("Precipitation fell heavily, flooding the streets of the town.", "downpour causing city roads underwater"),
+    "money": ("The bank lends cash to borrowers who repay it with interest.", "financial institution loans funds"),
+    "music": ("The orchestra performed a symphony with violins and cellos.", "classical concert string instruments"),
+    "ship": ("A large vessel crossed the ocean carrying cargo containers.", "big boat transporting freight overseas"),
+    "bread": ("Bakers knead dough and bake loaves in hot ovens each morning.", "pastry cooks working at sunrise"),
+}
+
+
+def _corpus(tmp_path: Path, docs: dict[str, str]) -> str:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n" for i, t in docs.items()), encoding="utf-8")
+    return str(path)
+
+
+# -- the first stage chosen by data ---------------------------------------------------------------
+def test_the_round_trip_picks_the_retriever_that_finds_the_sources(tmp_path):
+    spec = _corpus(tmp_path, {doc: text for doc, (text, _) in PARAPHRASES.items()})
+    queries = {f"q-{doc}": query for doc, (_, query) in PARAPHRASES.items()}
+    sources = {f"q-{doc}": doc for doc in PARAPHRASES}
+    runs = first_stage_runs(spec, queries, depth=20, keep=20)
+    choice = choose_first_stage(runs, sources, k=5)
+    assert choice.chosen == "dense" and not choice.forced
+    assert choice.measured["bm25"]["mrr@10"] < 0.2  # no shared word: BM25 is lost
+    assert choice.measured["dense"]["mrr@10"] >= 0.7
+    assert choice.queries == len(PARAPHRASES)
+    assert "dense" in choice.why and "BM25 MRR@10" in choice.why
+    # Forced: the choice follows the option, and the report says what the data would pick.
+    forced = choose_first_stage(runs, sources, k=5, force="hybrid")
+    assert (forced.chosen, forced.forced) == ("hybrid", True)
+    assert "forced" in forced.why and "would pick dense" in forced.why
+
+
+def test_the_round_trip_picks_bm25_where_only_exact_words_find_the_source(tmp_path):
+    # Documents told apart only by a made-up part number: the words MiniLM cannot place.
+    codes = ["zq7781", "xk4410", "vw9023", "pl5566", "rt3012", "mn8847", "gh2290", "bc6631"]
+    spec = _corpus(tmp_path, {code: f"Replacement part {code} for the standard household appliance, sold in packs." for code in codes})
+    runs = first_stage_runs(spec, {code: code for code in codes}, depth=20, keep=20)
+    choice = choose_first_stage(runs, {code: code for code in codes}, k=5)
+    assert choice.measured["bm25"]["mrr@10"] == 1.0
+    assert choice.chosen == "bm25"  # hybrid can at best tie it, and then the cheaper one wins
+
+
+def test_no_synthetic_query_is_a_clear_error():
+    from synthwright.errors import UserError
+
+    with pytest.raises(UserError, match="No synthetic query"):
+        choose_first_stage({"bm25": {}}, {})
+
+
+# -- queries in the corpus's register -------------------------------------------------------------
+STYLE = ["python check if a variable is iterable", "sort by a token in string python", "python read next line from file",
+         "python convert text to bytes", "python list access with default value", "get the last record in sql python",
+         "python cast hex string to int"]
+
+
+def _code_rows(tmp_path: Path, seed: int = 0, **options) -> list[dict]:
+    spec = _corpus(tmp_path, {f"f{i}": f"def f{i}(x):\n    '''Return x plus {i}.'''\n    return x + {i}\n" for i in range(6)})
+    style = tmp_path / "style.txt"
+    style.write_text("\n".join(STYLE) + "\n", encoding="utf-8")
+    step = CorpusStep("documents", CorpusOptions(corpus=spec, styles=["code"], min_chars=0, style_examples=str(style), **options),
+                      StepContext(workdir=tmp_path, run_seed=seed))
+    return list(step.read())
+
+
+def test_style_examples_rotate_per_request_and_are_seeded(tmp_path):
+    rows = _code_rows(tmp_path, examples_per_prompt=3)
+    windows = [row["examples"] for row in rows]
+    assert all(len(window) == 3 and set(window) <= set(STYLE) for window in windows)
+    assert windows[0] != windows[1]  # the window moves from one request to the next
+    shown = [example for window in windows for example in window]  # 18 shown of 7: each 2 or 3 times
+    assert {shown.count(example) for example in STYLE} <= {2, 3}
+    assert [row["examples"] for row in _code_rows(tmp_path, examples_per_prompt=3)] == windows  # same seed, same windows
+    assert [row["examples"] for row in _code_rows(tmp_path, seed=1, examples_per_prompt=3)] != windows
+    prompt = TemplatePrompt(source=DOC_QUERY_PROMPT, name="queries.prompt").render(rows[0])
+    assert prompt.startswith(STYLE_INSTRUCTIONS["code"] + "\n\nExamples of real search queries, to match in style:\n- ")
+    assert all(f"- {example}\n" in prompt for example in windows[0])
+    assert prompt.endswith(f"Passage: {rows[0]['document']}")
+    assert "not the function's name" in prompt
+
+
+def test_at_most_twenty_style_examples_are_ever_shown(tmp_path):
+    many = tmp_path / "many.jsonl"
+    many.write_text("".join(json.dumps({"text": f"python how to do thing number {i}"}) + "\n" for i in range(50)), encoding="utf-8")
+    assert len(read_style_queries(many)) == 50
+    spec = _corpus(tmp_path, {f"d{i}": f"def d{i}(): return {i}  # a tiny function of its own" for i in range(30)})
+    step = CorpusStep("documents", CorpusOptions(corpus=spec, styles=["code"], min_chars=0, style_examples=str(many),
+                                                 examples_per_prompt=5), StepContext(workdir=tmp_path))
+    shown = {example for row in step.read() for example in row["examples"]}
+    assert len(shown) == MAX_SHOWN
+
+
+def test_style_examples_from_a_beir_qrels_file_are_its_judged_queries(tmp_path):
+    folder = tmp_path / "beir"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in
+                                                  [("a", "python sort dict by value"), ("b", "dev query never shown")]), encoding="utf-8")
+    (folder / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\na\td1\t1\n", encoding="utf-8")
+    assert read_style_queries(folder / "qrels" / "train.tsv") == ["python sort dict by value"]
+
+
+def test_a_bad_style_file_is_an_error_and_a_fix(tmp_path):
+    result = run_cli("reranker", "--corpus", "pydoc:topics", "--style-examples", str(tmp_path / "missing.tsv"),
+                     "--run-dir", str(tmp_path / "run"), timeout=60)
+    assert result.returncode != 0
+    assert "error:" in result.stderr and "fix:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_code_queries_keep_short_search_phrases():
+    document = "def flatten(items):\n    return [x for sub in items for x in sub]"
+    assert judge_query("```\npython flatten nested list\n```", document, "code").reason is None
+    assert judge_query("flatten", document, "code").reason == "too_short"
+
+
+def test_the_register_check_tells_real_from_synthetic(tmp_path):
+    from synthwright.reranker.steps.register import register_check
+
+    real = STYLE * 2 + ["python remove duplicates from list", "how to get file size in python", "python json to dict"]
+    alike = [query.replace("python", "python3") for query in real]
+    unlike = [f"The {word} gives evidence that protein expression rises in mice." for word in ("study", "trial", "paper", "cohort", "analysis")] * 4
+    close, far = register_check(real, alike), register_check(real, unlike)
+    assert far["two_sample_auc"]["auc"] > 0.9
+    assert close["two_sample_auc"]["auc"] < far["two_sample_auc"]["auc"]
+    assert close["coverage"]["coverage"] > far["coverage"]["coverage"]
+    assert "note" in register_check(real, ["one query"])  # too few to compare: said, not failed
