@@ -148,3 +148,62 @@ def test_the_register_check_tells_real_from_synthetic(tmp_path):
     assert close["two_sample_auc"]["auc"] < far["two_sample_auc"]["auc"]
     assert close["coverage"]["coverage"] > far["coverage"]["coverage"]
     assert "note" in register_check(real, ["one query"])  # too few to compare: said, not failed
+
+
+# -- the student as a retriever; evaluation that streams and talks ----------------------------
+def _student_folder(tmp_path: Path) -> Path:
+    """The untrained MiniLM saved as a student would be: a bi-encoder folder of its own."""
+    import shutil
+
+    from synthwright.embed.local import minilm_path
+
+    folder = tmp_path / "student" / "model"
+    shutil.copytree(minilm_path(), folder)
+    return folder
+
+
+def test_a_bi_encoder_student_is_evaluated_as_a_retriever_and_a_reranker(tmp_path, monkeypatch, capsys):
+    from synthwright.cli import pipeline as cli_pipeline
+    from synthwright.reranker.bi_encoder import BiEncoderOverCorpus, student_scorer
+    from synthwright.reranker.corpus import corpus_texts, open_corpus
+    from synthwright.reranker.evaluation import evaluate_students, rerank_label, retriever_label
+
+    monkeypatch.setattr(cli_pipeline, "PLAIN_LOG_EVERY_S", 0.0)  # a line at every update, not every 30 s
+    spec = _corpus(tmp_path, {doc: text for doc, (text, _) in PARAPHRASES.items()})
+    queries = {f"q-{doc}": query for doc, (_, query) in PARAPHRASES.items()}
+    qrels = {f"q-{doc}": {doc: 1} for doc in PARAPHRASES}
+    texts = corpus_texts(open_corpus(spec))
+
+    def progress(description):
+        return cli_pipeline.RequestsLine(None, description)  # plain lines, as under nohup or CI
+
+    _student_folder(tmp_path)
+    student = student_scorer(tmp_path / "student", texts, "student", progress)
+    assert isinstance(student, BiEncoderOverCorpus)  # the saved kind decides: a bi-encoder gets the whole corpus
+
+    evaluation = evaluate_students(spec, queries, qrels, {"student": student}, depth=5, first_stage="dense", resamples=200,
+                                   progress=progress)
+    # The untrained model as the student: over the whole corpus it is dense retrieval itself, and
+    # reranking dense's own top 5 with dense's model changes nothing either.
+    assert evaluation.table[retriever_label("student")] == evaluation.table["dense (MiniLM)"]
+    assert evaluation.table[rerank_label("student", "dense", 5)]["ndcg@10"] == pytest.approx(evaluation.table["dense (MiniLM)"]["ndcg@10"])
+    assert (evaluation.first_stage, evaluation.baseline) == ("dense", "dense (MiniLM)")
+    assert evaluation.gains[retriever_label("student")]["difference"] == 0.0  # gains are over the chosen first stage
+    assert "dense + student (RRF)" in evaluation.table and "BM25 + student (RRF)" in evaluation.table
+    # Every long phase said how far it got, with a rate and an ETA, and how long it took.
+    lines = capsys.readouterr().err
+    for phase in ("first stage: 8 queries", "student: encode 8 documents", "student: rerank for 8 queries", "student: exact search (top 100) for 8 queries"):
+        assert phase in lines, lines
+    assert "/s, " in lines and "ETA" in lines and "done in" in lines
+
+
+def test_the_student_vectors_are_encoded_once_per_model(tmp_path):
+    """A second evaluation of the same student reads the corpus's vectors back from the cache."""
+    from synthwright.reranker.bi_encoder import BiEncoderOverCorpus
+
+    _student_folder(tmp_path)
+    texts = {doc: text for doc, (text, _) in PARAPHRASES.items()}
+    first = BiEncoderOverCorpus(tmp_path / "student" / "model", texts)
+    again = BiEncoderOverCorpus(tmp_path / "student" / "model", texts)
+    assert again.dense.embedder.stats.encoded == 0 and again.dense.embedder.stats.cache_hits == len(texts)
+    assert first.search(["kitty sleeping on carpet near hearth"], 1)[0][0][0] == "cat"

@@ -144,6 +144,7 @@ class RequestsLine:
         self._task = None
         self._log: PlainLog | None = None
         self._done = self._hits = self._failed = 0
+        self._unit: str | None = None
 
     def start(self, total: int) -> None:
         if self.progress is None:
@@ -157,12 +158,14 @@ class RequestsLine:
         self._failed += not response.ok
         if self._log is not None:
             # A phase of other work (core.progress.Done) names its own unit, and has no cache or failures.
-            unit = getattr(response, "unit", None)
-            self._log.update(self._done, unit or f"requests, {self._hits} cached, {self._failed} failed")
+            self._unit = getattr(response, "unit", None)
+            self._log.update(self._done, self._unit or f"requests, {self._hits} cached, {self._failed} failed")
             return
         self.progress.update(self._task, advance=1, rows=self._done, sent=self._done - self._hits, hits=self._hits, failed=self._failed)
 
     def finish(self) -> None:
+        if self._log is not None:
+            self._log.update(self._done, self._unit or "requests", final=True)  # "done in": only after a long run
         if self._task is not None:
             self.progress.remove_task(self._task)
             self._task = None
