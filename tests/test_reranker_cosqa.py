@@ -207,3 +207,59 @@ def test_the_student_vectors_are_encoded_once_per_model(tmp_path):
     again = BiEncoderOverCorpus(tmp_path / "student" / "model", texts)
     assert again.dense.embedder.stats.encoded == 0 and again.dense.embedder.stats.cache_hits == len(texts)
     assert first.search(["kitty sleeping on carpet near hearth"], 1)[0][0][0] == "cat"
+
+
+# -- end to end on a dozen code functions ---------------------------------------------------------
+FUNCTIONS = {
+    "flatten": "def flatten(items):\n    \"\"\"Flatten a list of lists into one list.\"\"\"\n    return [x for sub in items for x in sub]",
+    "read_json": "def read_json(path):\n    \"\"\"Load a JSON file into a dict.\"\"\"\n    with open(path) as f:\n        return json.load(f)",
+    "is_iterable": "def is_iterable(obj):\n    \"\"\"Check whether an object can be iterated over.\"\"\"\n    try:\n        iter(obj)\n    except TypeError:\n        return False\n    return True",
+    "hex_to_int": "def hex_to_int(text):\n    \"\"\"Convert a hexadecimal string to an integer.\"\"\"\n    return int(text, 16)",
+    "file_size": "def file_size(path):\n    \"\"\"Return the size of a file in bytes.\"\"\"\n    return os.path.getsize(path)",
+    "dedupe": "def dedupe(items):\n    \"\"\"Remove duplicates from a list, keeping the order.\"\"\"\n    return list(dict.fromkeys(items))",
+    "sort_by_value": "def sort_by_value(d):\n    \"\"\"Sort a dictionary by its values.\"\"\"\n    return dict(sorted(d.items(), key=lambda kv: kv[1]))",
+    "last_line": "def last_line(path):\n    \"\"\"Read the last line of a text file.\"\"\"\n    with open(path) as f:\n        return f.readlines()[-1]",
+    "to_bytes": "def to_bytes(text):\n    \"\"\"Encode a string as UTF-8 bytes.\"\"\"\n    return text.encode('utf-8')",
+    "now_iso": "def now_iso():\n    \"\"\"Current time as an ISO 8601 string.\"\"\"\n    return datetime.now().isoformat()",
+    "chunks": "def chunks(items, n):\n    \"\"\"Split a list into chunks of size n.\"\"\"\n    return [items[i:i + n] for i in range(0, len(items), n)]",
+    "strip_html": "def strip_html(text):\n    \"\"\"Remove HTML tags from a string.\"\"\"\n    return re.sub(r'<[^>]+>', '', text)",
+}
+CODE_EVAL = {"q1": ("python remove duplicates from list keep order", "dedupe"), "q2": ("python get size of file", "file_size"),
+             "q3": ("split list into equal parts python", "chunks"), "q4": ("python strip tags from html string", "strip_html")}
+
+
+@pytest.mark.slow
+def test_code_search_end_to_end(tmp_path, isolated_cache, smollm_path):
+    """`synthwright reranker` on a dozen functions, as for CoSQA: the code style with real style
+    examples, the first stage chosen by the round trip, the register check, and the bi-encoder
+    student evaluated as a retriever and as a reranker of the chosen first stage."""
+    corpus, queries, qrels, style = (tmp_path / name for name in ("corpus.jsonl", "queries.jsonl", "qrels.tsv", "style.txt"))
+    corpus.write_text("".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n" for i, t in FUNCTIONS.items()), encoding="utf-8")
+    queries.write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, (t, _) in CODE_EVAL.items()), encoding="utf-8")
+    qrels.write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, (_, d) in CODE_EVAL.items()), encoding="utf-8")
+    style.write_text("\n".join(STYLE) + "\n", encoding="utf-8")
+    run_dir = tmp_path / "run"
+    result = run_cli("reranker", "--corpus", str(corpus), "--teacher", "llamacpp:smollm2-135m", "--style", "code",
+                     "--style-examples", str(style), "--budget", "4", "--candidates", "4", "--pairs-per-query", "6",
+                     "--student", "bi", "--epochs", "1", "--max-length", "64", "--depth", "5",
+                     "--eval-queries", str(queries), "--eval-qrels", str(qrels), "--run-dir", str(run_dir), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+
+    # The teacher was shown real queries: each prompt a window of the style sample.
+    prompts = [row for row in (json.loads(line) for line in (run_dir / "dataset.jsonl").read_text().splitlines())]
+    assert prompts and all(set(row["examples"]) <= set(STYLE) and row["style"] == "code" for row in prompts)
+    # The first stage: measured on the synthetic queries' round trip, chosen, and said why.
+    choice = json.loads((run_dir / "first_stage.json").read_text())
+    assert choice["chosen"] in ("bm25", "dense", "hybrid") and set(choice["measured"]) == {"bm25", "dense", "hybrid"}
+    assert choice["queries"] == len(prompts) + sum(1 for _ in ()) or choice["queries"] >= len(prompts)
+    assert f"first stage: {choice['why']}" in " ".join(result.stdout.split())
+    register = json.loads((run_dir / "register.json").read_text())
+    assert register["real"] == len(STYLE) and (0.0 <= register["two_sample_auc"]["auc"] <= 1.0 or "note" in register)
+    # Evaluation: the student as a retriever over the whole corpus, and as a reranker of the chosen first stage.
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    assert evaluation["first_stage"] == choice["chosen"]
+    assert "student: retriever (whole corpus, exact)" in evaluation["table"]
+    assert any(name.startswith("student: rerank") for name in evaluation["table"])
+    report = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert f"<h2>First stage: {choice['chosen']}</h2>" in report and "Register of the synthetic queries" in report

@@ -1,0 +1,131 @@
+"""Evaluating a bi-encoder student on CoSQA: the old path against the streaming, cached one.
+
+    .venv/bin/python benchmarks/reranker_evaluation.py [--queries 500] [--depth 100]
+
+Both paths evaluate the same student (the untrained MiniLM saved as a student folder, so no
+training is needed) and the untrained control on the real dev queries over all 6,267 functions,
+each in its own process with a fresh embedding cache, and print wall time, peak RSS
+(`ru_maxrss`) and the ratios:
+
+- old: hybrid first stage, then `StudentReranker.score_many` for the student and again for the
+  control (each encodes every distinct candidate document itself; the code before issue 20);
+- new, cold: `evaluate_students` with `BiEncoderOverCorpus` (the corpus encoded once per model,
+  through the content cache; scored in query blocks; also a whole-corpus retriever run);
+- new, warm: the same again, the cache now holding every vector (a rerun, or a second student).
+
+The new path's progress lines (at most one per 30 s per phase) are counted. Target (issue 20):
+peak < 2 GB and a progress line at least every 30 s. Always exits 0: it prints PASS/MISS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+COSQA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cosqa"
+TARGET_BYTES = 2e9
+
+
+def run_path(path: str, queries: int, depth: int, student: Path) -> dict:
+    """Child process: one evaluation, its own peak RSS."""
+    from synthwright.embed.local import minilm_path
+    from synthwright.reranker.evaluation import judged_queries, sample_queries
+
+    picked, qrels = judged_queries(COSQA / "queries.jsonl", COSQA / "qrels" / "dev.tsv")
+    picked = sample_queries(picked, queries, 0)
+    qrels = {qid: qrels[qid] for qid in picked}
+    started = time.perf_counter()
+    if path == "old":
+        ndcg = _old_path(picked, qrels, depth, student, minilm_path())
+    else:
+        ndcg = _new_path(picked, qrels, depth, student, minilm_path())
+    return {"seconds": time.perf_counter() - started, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "student_ndcg@10": ndcg}
+
+
+def _old_path(queries, qrels, depth, student, base) -> float:
+    from synthwright.ranking import evaluate
+    from synthwright.reranker.corpus import corpus_texts, open_corpus, shared_retriever
+    from synthwright.reranker.student import StudentReranker
+
+    texts = corpus_texts(open_corpus(str(COSQA)))
+    found = shared_retriever(str(COSQA)).hybrid(list(queries.values()), 100, depth=1000)
+    hybrid = {qid: hits.fused for qid, hits in zip(queries, found)}
+    tops = [[doc for doc, _ in hybrid[qid][:depth]] for qid in queries]
+    runs = {}
+    for name, folder in (("student", student), ("control", base)):
+        scores = StudentReranker(folder).score_many(list(queries.values()), [[texts[d] for d in top] for top in tops])
+        runs[name] = {qid: sorted(zip(top, s), key=lambda item: -item[1]) for qid, top, s in zip(queries, tops, scores)}
+    return evaluate(runs["student"], qrels, ("ndcg@10",))["ndcg@10"]
+
+
+def _new_path(queries, qrels, depth, student, base) -> float:
+    from synthwright.cli.pipeline import RequestsLine
+    from synthwright.reranker.bi_encoder import BiEncoderOverCorpus
+    from synthwright.reranker.corpus import corpus_texts, open_corpus
+    from synthwright.reranker.evaluation import evaluate_students, rerank_label
+
+    def progress(description):
+        return RequestsLine(None, description)  # plain lines on stderr, as under nohup
+
+    texts = corpus_texts(open_corpus(str(COSQA)))
+    scorer = BiEncoderOverCorpus(student, texts, name="student", progress=progress)
+    control = ("MiniLM", BiEncoderOverCorpus(base, texts, name="MiniLM", progress=progress))
+    evaluation = evaluate_students(str(COSQA), queries, qrels, {"student": scorer}, depth=depth, first_stage="hybrid",
+                                   resamples=200, progress=progress, control=control)
+    return evaluation.table[rerank_label("student", "hybrid", depth)]["ndcg@10"]
+
+
+def spawn(path: str, queries: int, depth: int, student: Path, cache: Path) -> dict:
+    env = {**os.environ, "SYNTHWRIGHT_EMBED_CACHE": str(cache)}
+    command = [sys.executable, __file__, "--child", path, "--queries", str(queries), "--depth", str(depth), "--student", str(student)]
+    started = time.monotonic()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{path} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    lines = [line for line in done.stderr.splitlines() if " elapsed, ETA " in line or " done in " in line]
+    result.update(progress_lines=len(lines), wall=time.monotonic() - started, last_lines=lines[-3:])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--depth", type=int, default=100)
+    parser.add_argument("--child")
+    parser.add_argument("--student")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_path(args.child, args.queries, args.depth, Path(args.student))))
+        return
+    from synthwright.embed.local import minilm_path
+
+    with tempfile.TemporaryDirectory() as folder:
+        student = Path(folder) / "student" / "model"
+        shutil.copytree(minilm_path(), student)
+        old = spawn("old", args.queries, args.depth, student, Path(folder) / "old.sqlite")
+        cold = spawn("new", args.queries, args.depth, student, Path(folder) / "new.sqlite")
+        warm = spawn("new", args.queries, args.depth, student, Path(folder) / "new.sqlite")
+    print(f"{args.queries} CoSQA dev queries x 6,267 functions, rerank depth {args.depth}")
+    for name, result in (("old", old), ("new, cold cache", cold), ("new, warm cache", warm)):
+        print(f"  {name:<16} {result['seconds']:7.1f} s  peak RSS {result['peak_rss'] / 1e9:5.2f} GB  "
+              f"student nDCG@10 {result['student_ndcg@10']:.3f}  progress lines {result['progress_lines']}")
+    print(f"  ratio old/new: time {old['seconds'] / cold['seconds']:.2f}x cold, {old['seconds'] / warm['seconds']:.2f}x warm; "
+          f"peak RSS {old['peak_rss'] / cold['peak_rss']:.2f}x")
+    for line in cold["last_lines"]:
+        print(f"  | {line}")
+    verdict = "PASS" if max(cold["peak_rss"], warm["peak_rss"]) < TARGET_BYTES else "MISS"
+    print(f"{verdict}: new path peak RSS under {TARGET_BYTES / 1e9:.0f} GB")
+
+
+if __name__ == "__main__":
+    main()
