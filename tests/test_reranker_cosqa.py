@@ -252,7 +252,7 @@ def test_code_search_end_to_end(tmp_path, isolated_cache, smollm_path):
     # The first stage: measured on the synthetic queries' round trip, chosen, and said why.
     choice = json.loads((run_dir / "first_stage.json").read_text())
     assert choice["chosen"] in ("bm25", "dense", "hybrid") and set(choice["measured"]) == {"bm25", "dense", "hybrid"}
-    assert choice["queries"] == len(prompts) + sum(1 for _ in ()) or choice["queries"] >= len(prompts)
+    assert choice["queries"] >= len(prompts)  # measured on every unique query; candidates then drop failed round trips
     assert f"first stage: {choice['why']}" in " ".join(result.stdout.split())
     register = json.loads((run_dir / "register.json").read_text())
     assert register["real"] == len(STYLE) and (0.0 <= register["two_sample_auc"]["auc"] <= 1.0 or "note" in register)
