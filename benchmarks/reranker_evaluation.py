@@ -4,8 +4,9 @@
 
 Both paths evaluate the same student (the untrained MiniLM saved as a student folder, so no
 training is needed) and the untrained control on the real dev queries over all 6,267 functions,
-each in its own process with a fresh embedding cache, and print wall time, peak RSS
-(`ru_maxrss`) and the ratios:
+each in its own process, and print wall time, peak RSS (`ru_maxrss`) and the ratios. Each path
+gets a copy of the user's embedding cache holding MiniLM's vectors and no student's (the dense
+first stage is cached in both, as in any run after the first; the student's vectors are not):
 
 - old: hybrid first stage, then `StudentReranker.score_many` for the student and again for the
   control (each encodes every distinct candidate document itself; the code before issue 20);
@@ -97,6 +98,22 @@ def spawn(path: str, queries: int, depth: int, student: Path, cache: Path) -> di
     return result
 
 
+def minilm_only_cache(path: Path) -> Path:
+    """A copy of the user's embedding cache with MiniLM's vectors only (encoded if missing)."""
+    from synthwright.embed import EmbeddingCache, load_embedder
+    from synthwright.embed.cache import default_cache_path
+    from synthwright.reranker.corpus import corpus_texts, open_corpus
+
+    if default_cache_path().is_file():
+        EmbeddingCache(default_cache_path())._db.execute(f"VACUUM INTO '{path}'")  # a consistent copy, WAL included
+    cache = EmbeddingCache(path)
+    with cache._db:
+        cache._db.execute("DELETE FROM embeddings WHERE model NOT LIKE 'minilm:%'")
+    load_embedder("minilm", cache=cache).embed(list(corpus_texts(open_corpus(str(COSQA))).values()))
+    cache.close()
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=500)
@@ -112,9 +129,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         student = Path(folder) / "student" / "model"
         shutil.copytree(minilm_path(), student)
-        old = spawn("old", args.queries, args.depth, student, Path(folder) / "old.sqlite")
-        cold = spawn("new", args.queries, args.depth, student, Path(folder) / "new.sqlite")
-        warm = spawn("new", args.queries, args.depth, student, Path(folder) / "new.sqlite")
+        old_cache, new_cache = (minilm_only_cache(Path(folder) / name) for name in ("old.sqlite", "new.sqlite"))
+        old = spawn("old", args.queries, args.depth, student, old_cache)
+        cold = spawn("new", args.queries, args.depth, student, new_cache)
+        warm = spawn("new", args.queries, args.depth, student, new_cache)
     print(f"{args.queries} CoSQA dev queries x 6,267 functions, rerank depth {args.depth}")
     for name, result in (("old", old), ("new, cold cache", cold), ("new, warm cache", warm)):
         print(f"  {name:<16} {result['seconds']:7.1f} s  peak RSS {result['peak_rss'] / 1e9:5.2f} GB  "
