@@ -263,3 +263,16 @@ def test_code_search_end_to_end(tmp_path, isolated_cache, smollm_path):
     assert any(name.startswith("student: rerank") for name in evaluation["table"])
     report = (run_dir / "report.html").read_text(encoding="utf-8")
     assert f"<h2>First stage: {choice['chosen']}</h2>" in report and "Register of the synthetic queries" in report
+
+
+def test_style_examples_from_the_evaluation_split_are_refused(tmp_path):
+    queries, qrels = tmp_path / "queries.jsonl", tmp_path / "dev.tsv"
+    queries.write_text(json.dumps({"_id": "d1", "text": "python sort dict by value"}) + "\n", encoding="utf-8")
+    qrels.write_text("query-id\tcorpus-id\tscore\nd1\tassignment\t1\n", encoding="utf-8")
+    style = tmp_path / "style.txt"
+    style.write_text("python sort dict by value\npython read a file\n", encoding="utf-8")
+    result = run_cli("reranker", "--corpus", "pydoc:topics", "--style-examples", str(style), "--eval-queries", str(queries),
+                     "--eval-qrels", str(qrels), "--run-dir", str(tmp_path / "run"), timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "evaluation queries" in result.stderr and "fix:" in result.stderr and "train" in result.stderr
+    assert not (tmp_path / "run" / "pipeline.yaml").exists()  # refused before any step

@@ -174,9 +174,7 @@ def register(app: typer.Typer) -> None:
         if bad:
             raise UserError(f"Unknown query style '{bad[0]}'.", "Use claim, question, keyword or code.")
         if style_examples is not None:
-            from synthwright.reranker.style import read_style_queries
-
-            read_style_queries(style_examples)  # a bad file fails here, before any step runs
+            _check_style_examples(style_examples, eval_queries, eval_qrels)  # a bad file fails here, before any step runs
         corpus_spec = corpus if corpus.startswith("pydoc:") else _path(Path(corpus))
         # A bad corpus fails here, before the progress display starts (read once per process anyway).
         from synthwright.reranker.corpus import open_corpus
@@ -204,6 +202,20 @@ def register(app: typer.Typer) -> None:
             observer.close()
         print_step_table(RunDirectory(result.run_dir), title="reranker")
         _print_outcome(result.run_dir)
+
+
+def _check_style_examples(path: Path, eval_queries: Path | None, eval_qrels: Path | None) -> None:
+    """The style sample must be readable and hold no evaluation query: the teacher would see them."""
+    from synthwright.reranker.evaluation import judged_queries
+    from synthwright.reranker.style import read_style_queries
+
+    style = set(read_style_queries(path))
+    if eval_queries is None or eval_qrels is None:
+        return
+    shared = style & set(judged_queries(eval_queries, eval_qrels)[0].values())
+    if shared:
+        raise UserError(f"--style-examples holds {len(shared)} of the evaluation queries (e.g. '{sorted(shared)[0]}').",
+                        "Take style examples from a training split (CoSQA: qrels/train.tsv), never the one you evaluate on.")
 
 
 def _print_outcome(run_dir: Path) -> None:
