@@ -70,6 +70,7 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
         "reranker", "--corpus", str(beir_files["corpus"]), "--teacher", "llamacpp:smollm2-135m", "--budget", str(BUDGET),
         "--candidates", "4", "--pairs-per-query", "6", "--epochs", "1", "--max-length", "64", "--student", student,
         "--eval-queries", str(beir_files["queries"]), "--eval-qrels", str(beir_files["qrels"]), "--run-dir", str(run_dir),
+        "--first-stage", "hybrid",  # forced: the systems' names below are hybrid's (test_reranker_cosqa runs auto)
         *TEACHER_RERANK[student], *FOCUS[student], *JUDGE_METHOD[student], timeout=480,
     )
     took = time.monotonic() - started
@@ -122,7 +123,9 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
     assert evaluation["queries"] == len(EVAL_QUERIES)
     with_teacher = bool(TEACHER_RERANK[student])
-    assert set(evaluation["table"]) == set(SYSTEMS) | (set(TEACHER_SYSTEMS) if with_teacher else set())
+    # A bi-encoder student is also a retriever over the whole corpus.
+    retriever = {"student: retriever (whole corpus, exact)"} if student == "bi" else set()
+    assert set(evaluation["table"]) == set(SYSTEMS) | (set(TEACHER_SYSTEMS) if with_teacher else set()) | retriever
     if with_teacher:  # one likelihood request per (sampled query, document), counted in the step's stats
         assert rundir.merged_stats("evaluation").requests_sent == 2 * 3
         assert TEACHER_SYSTEMS[1] in evaluation["gains"] and "6 documents scored" in evaluation["notes"][0]
@@ -131,7 +134,8 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
         assert all(0.0 <= value <= 1.0 for value in metrics.values()), (name, metrics)
     assert evaluation["table"]["BM25"]["recall@100"] == 1.0  # twelve documents: everything is retrieved
     assert set(evaluation["gains"]) - {TEACHER_SYSTEMS[1]} == {"student: rerank top 30", "hybrid + student (RRF)", "BM25 + student (RRF)",
-                                                               "BM25 + untrained MiniLM (RRF, control)"}
+                                                               "BM25 + untrained MiniLM (RRF, control)"} | retriever
+    assert json.loads((run_dir / "first_stage.json").read_text())["chosen"] == "hybrid"  # forced, and still measured
     # The student's own gain: BM25 + student against the same fusion with the untrained MiniLM.
     over = evaluation["over_control"]["BM25 + student (RRF)"]
     table = evaluation["table"]

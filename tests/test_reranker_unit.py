@@ -57,6 +57,11 @@ BEES = ("Honey bees live in colonies ruled by a single queen. Worker bees collec
     ("  How   do bees\tmake honey?  ", "How do bees make honey?"),
     ("", ""),
     ("\n \n", ""),
+    # The coder teacher's wrappings: code fences, backticks, quotes inside them.
+    ("```\npython read next line from file\n```", "python read next line from file"),
+    ("```text\n\"python convert text to bytes\"\n```", "python convert text to bytes"),
+    ("`python list access with default value`", "python list access with default value"),
+    ("```python check if a variable is iterable```", "python check if a variable is iterable"),
 ])
 def test_clean_query(raw, clean):
     assert clean_query(raw) == clean
@@ -614,8 +619,17 @@ def test_reranker_steps_validate_and_follow_the_flags():
               "candidates": 5, "pairs_per_query": 8, "student": "bi", "epochs": 1.0, "max_length": 64}
     steps = reranker_steps("pydoc:topics", eval_queries="/q.jsonl", eval_qrels="/r.tsv", **common)
     by_name = {step["name"]: step for step in steps}
-    assert list(by_name) == ["documents", "queries", "unique", "candidates", "judged", "labels", "dataset", "student",
+    assert list(by_name) == ["documents", "queries", "unique", "first_stage", "candidates", "judged", "labels", "dataset", "student",
                              "evaluation", "report"]
+    # The first stage is chosen by data by default, and candidates and evaluation follow the choice.
+    assert by_name["first_stage"]["with"]["retriever"] == "auto"
+    assert by_name["candidates"]["with"]["retriever"] == by_name["evaluation"]["with"]["first_stage"] == "chosen"
+    styled = reranker_steps("pydoc:topics", eval_queries=None, eval_qrels=None, style_examples="/style.tsv", first_stage="dense", **common)
+    styled_names = [step["name"] for step in styled]
+    assert styled_names[:5] == ["documents", "queries", "unique", "register", "first_stage"]
+    assert styled[0]["with"]["style_examples"] == styled[3]["with"]["style_examples"] == "/style.tsv"
+    assert styled[4]["with"]["retriever"] == "dense"
+    validate_pipeline({"name": "reranker", "steps": styled}, source="test")
     assert by_name["judged"]["with"]["llm_pairs_per_query"] == pytest.approx(40 / 20)  # budget over 10 docs x 2 styles
     assert by_name["judged"]["with"]["judges"] == ["bm25", "embedding", "llamacpp:smollm2-135m"]
     assert by_name["student"]["with"]["kind"] == "bi"
@@ -796,7 +810,7 @@ def test_reranker_steps_with_calibration_and_the_teacher_row():
                            eval_qrels="/r.tsv", teacher_queries=20, calibration_queries="/t.jsonl", calibration_qrels="/t.tsv",
                            calibration_limit=40, rewrite=True)
     by_name = {step["name"]: step for step in steps}
-    assert list(by_name) == ["documents", "queries", "rewritten", "unique", "candidates", "judged", "labels", "dataset", "student",
+    assert list(by_name) == ["documents", "queries", "rewritten", "unique", "first_stage", "candidates", "judged", "labels", "dataset", "student",
                              "calibration", "labels_calibrated", "student_calibrated", "evaluation", "report"]
     assert by_name["judged"]["with"]["llm_pairs_per_query"] == pytest.approx(10 / 20)  # rewrites double the queries
     assert by_name["calibration"]["with"]["limit"] == 40 and by_name["calibration"]["with"]["style"] == "claim"

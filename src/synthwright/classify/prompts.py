@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from synthwright.classify.task import TaskSpec
+from synthwright.core.rotation import rotated_examples  # noqa: F401  (shared with the reranker; tests import it from here)
 
 SUBTOPIC_PROMPT = """\
 We are collecting examples of {{ register }} for a text classifier.
@@ -104,15 +105,6 @@ def cycle_draw(values: Sequence[str], count: int, rng: random.Random) -> list[st
         rng.shuffle(lap)
         drawn += lap
     return drawn[:count]
-
-
-def rotated_examples(style: Sequence[str], position: int, per_prompt: int) -> list[str]:
-    """The window of `per_prompt` style texts for round `position`: consecutive rounds see
-    different texts, and every text is shown about equally often."""
-    if not style or per_prompt <= 0:
-        return []
-    start = (position * per_prompt) % len(style)
-    return [style[(start + i) % len(style)] for i in range(min(per_prompt, len(style)))]
 
 
 def prompt_rows(task: TaskSpec, subtopics: dict[str, list[str]], styles: list[str], style_sample: list[str], *,

@@ -61,7 +61,8 @@ class PlainLog:
         elapsed = now - self._started
         eta = self._eta(now)
         of = f"/{self.total}" if self.total else ""
-        tail = f"done in {_clock(elapsed)}" if final else f"{_clock(elapsed)} elapsed, ETA {_clock(eta)}"
+        rate = (self.done - self._recent[0][1]) / max(now - self._recent[0][0], 1e-9)
+        tail = f"done in {_clock(elapsed)}" if final else f"{rate:,.1f}/s, {_clock(elapsed)} elapsed, ETA {_clock(eta)}"
         err.print(f"{self.name}: {self.done}{of} {detail}, {tail}", highlight=False)
 
     def _eta(self, now: float) -> float | None:
@@ -143,6 +144,7 @@ class RequestsLine:
         self._task = None
         self._log: PlainLog | None = None
         self._done = self._hits = self._failed = 0
+        self._unit: str | None = None
 
     def start(self, total: int) -> None:
         if self.progress is None:
@@ -155,11 +157,15 @@ class RequestsLine:
         self._hits += bool(response.cached)
         self._failed += not response.ok
         if self._log is not None:
-            self._log.update(self._done, f"requests, {self._hits} cached, {self._failed} failed")
+            # A phase of other work (core.progress.Done) names its own unit, and has no cache or failures.
+            self._unit = getattr(response, "unit", None)
+            self._log.update(self._done, self._unit or f"requests, {self._hits} cached, {self._failed} failed")
             return
         self.progress.update(self._task, advance=1, rows=self._done, sent=self._done - self._hits, hits=self._hits, failed=self._failed)
 
     def finish(self) -> None:
+        if self._log is not None:
+            self._log.update(self._done, self._unit or "requests", final=True)  # "done in": only after a long run
         if self._task is not None:
             self.progress.remove_task(self._task)
             self._task = None

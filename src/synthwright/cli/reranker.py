@@ -33,6 +33,13 @@ class Focus(str, Enum):
     sentence = "sentence"
 
 
+class FirstStage(str, Enum):
+    auto = "auto"
+    bm25 = "bm25"
+    dense = "dense"
+    hybrid = "hybrid"
+
+
 class StudentKind(str, Enum):
     cross = "cross"
     bi = "bi"
@@ -49,7 +56,7 @@ def reranker_steps(
     judges: list[str] | None = None, corpus_size: int | None = None, teacher_queries: int = 0, teacher_depth: int = 10,
     calibration_queries: str | None = None, calibration_qrels: str | None = None, calibration_limit: int = 50,
     rewrite: bool = False, focus: str = "document", sentences_per_doc: int = 1, base_weight: float = 0.0,
-    teacher_method: str = "likelihood",
+    teacher_method: str = "likelihood", style_examples: str | None = None, first_stage: str = "auto",
 ) -> list[dict]:
     """The pipeline's steps, as YAML would spell them. `corpus_size` (documents in the corpus)
     spreads the LLM budget over the queries there will be when `documents` samples none or more."""
@@ -59,12 +66,14 @@ def reranker_steps(
     judges = judges or ["bm25", "embedding", teacher]
     training = {"corpus": corpus, "kind": student, "epochs": epochs, "max_length": max_length, **({"base_weight": base_weight} if base_weight else {})}
     steps = [
-        {"name": "documents", "uses": "corpus", "with": {"corpus": corpus, "sample": documents, "styles": styles, **(
+        {"name": "documents", "uses": "corpus", "with": {"corpus": corpus, "sample": documents, "styles": styles, "style_examples": style_examples, **(
             {"focus": focus, "sentences_per_doc": sentences_per_doc} if focus == "sentence" else {})}},
         {"name": "queries", "uses": "doc_queries", "with": {"model": teacher}},
         *([{"name": "rewritten", "uses": "rewrite_queries", "with": {"model": teacher}}] if rewrite else []),
         {"name": "unique", "uses": "dedup", "with": {"column": "query", "method": "semantic", "epsilon": 0.1}},
-        {"name": "candidates", "uses": "candidates", "with": {"corpus": corpus, "k": candidates}},
+        *([{"name": "register", "uses": "query_register", "with": {"style_examples": style_examples}}] if style_examples else []),
+        {"name": "first_stage", "uses": "first_stage", "with": {"corpus": corpus, "retriever": first_stage}},
+        {"name": "candidates", "uses": "candidates", "with": {"corpus": corpus, "k": candidates, "retriever": "chosen"}},
         {"name": "judged", "uses": "pair_judge", "with": {
             "corpus": corpus, "judges": judges, "pairs_per_query": pairs_per_query,
             "llm_pairs_per_query": round(budget / n_queries, 4)}},
@@ -91,7 +100,8 @@ def reranker_steps(
         ]
         students["student (calibrated weights)"] = "student_calibrated/model"
     if eval_queries and eval_qrels:
-        evaluation = {"corpus": corpus, "queries": eval_queries, "qrels": eval_qrels, "students": students, "depth": depth}
+        evaluation = {"corpus": corpus, "queries": eval_queries, "qrels": eval_qrels, "students": students, "depth": depth,
+                      "first_stage": "chosen"}
         if teacher_queries:
             evaluation.update(teacher=teacher, teacher_queries=teacher_queries, teacher_depth=teacher_depth, teacher_style=styles[0],
                               teacher_method=teacher_method)
@@ -109,7 +119,9 @@ def register(app: typer.Typer) -> None:
         corpus: str = typer.Option(..., "--corpus", help="JSONL of {_id, title, text}, a BEIR folder, or pydoc:topics."),
         budget: int = typer.Option(200, "--budget", min=0, help="LLM pairwise judgments in all (each asked in both orders)."),
         documents: int = typer.Option(None, "--documents", min=1, help="Documents to sample (default: all)."),
-        styles: list[str] = typer.Option(["question"], "--style", help="Query style: claim, question or keyword (repeatable)."),
+        styles: list[str] = typer.Option(["question"], "--style", help="Query style: claim, question, keyword or code (what a programmer would search for to find the code; repeatable)."),
+        style_examples: Path = typer.Option(None, "--style-examples", help="Real queries of the corpus's register shown to the teacher (at most 20, a few per prompt, rotating): a BEIR qrels TSV such as qrels/train.tsv, a JSONL of {text}, or one query a line. Never the evaluation queries."),
+        first_stage: FirstStage = typer.Option(FirstStage.auto, "--first-stage", help="What gives candidates, hard negatives and the reranked list at evaluation: auto = the best of BM25, dense and hybrid on the round trip of the synthetic queries (never the evaluation labels), or force one."),
         focus: Focus = typer.Option(Focus.document, "--focus", help="What the teacher reads for a query: the whole document, or its title and one sentence (a query about one finding; shorter prompts, harder queries)."),
         sentences_per_doc: int = typer.Option(1, "--sentences-per-doc", min=1, help="--focus sentence: sentences drawn per document, one query each (fewer where a document has fewer; the LLM budget is spread as if each had N)."),
         teacher: str = typer.Option(DEFAULT_TEACHER, "--teacher", "-m", help="Teacher model spec (queries and LLM judge)."),
@@ -157,9 +169,11 @@ def register(app: typer.Typer) -> None:
                             "Add --focus sentence, or leave --sentences-per-doc out.")
         if base_weight and student != StudentKind.bi:
             raise UserError("--base-weight interpolates a bi-encoder student with its base model: it needs --student bi.", "Add --student bi, or leave --base-weight out.")
-        bad = [s for s in styles if s not in ("claim", "question", "keyword")]
+        bad = [s for s in styles if s not in ("claim", "question", "keyword", "code")]
         if bad:
-            raise UserError(f"Unknown query style '{bad[0]}'.", "Use claim, question or keyword.")
+            raise UserError(f"Unknown query style '{bad[0]}'.", "Use claim, question, keyword or code.")
+        if style_examples is not None:
+            _check_style_examples(style_examples, eval_queries, eval_qrels)  # a bad file fails here, before any step runs
         corpus_spec = corpus if corpus.startswith("pydoc:") else _path(Path(corpus))
         # A bad corpus fails here, before the progress display starts (read once per process anyway).
         from synthwright.reranker.corpus import open_corpus
@@ -174,7 +188,7 @@ def register(app: typer.Typer) -> None:
             teacher_queries=teacher_queries, teacher_depth=teacher_depth, calibration_queries=_path(calibration_queries),
             calibration_qrels=_path(calibration_qrels), calibration_limit=calibration_limit, rewrite=rewrite,
             focus=focus.value, sentences_per_doc=sentences_per_doc, base_weight=base_weight, teacher_method=teacher_method.value,
-            judges=["bm25", "embedding", llm_judge],
+            judges=["bm25", "embedding", llm_judge], style_examples=_path(style_examples), first_stage=first_stage.value,
         )
         data = {"name": "reranker", "seed": seed, "steps": steps}
         config = validate_pipeline(data, source="synthwright reranker")
@@ -189,10 +203,30 @@ def register(app: typer.Typer) -> None:
         _print_outcome(result.run_dir)
 
 
+def _check_style_examples(path: Path, eval_queries: Path | None, eval_qrels: Path | None) -> None:
+    """The style sample must be readable and hold no evaluation query: the teacher would see them."""
+    from synthwright.reranker.evaluation import judged_queries
+    from synthwright.reranker.style import read_style_queries
+
+    style = set(read_style_queries(path))
+    if eval_queries is None or eval_qrels is None:
+        return
+    shared = style & set(judged_queries(eval_queries, eval_qrels)[0].values())
+    if shared:
+        raise UserError(f"--style-examples holds {len(shared)} of the evaluation queries (e.g. '{sorted(shared)[0]}').",
+                        "Take style examples from a training split (CoSQA: qrels/train.tsv), never the one you evaluate on.")
+
+
 def _print_outcome(run_dir: Path) -> None:
     from synthwright.reranker.report import summary
 
     info = summary(run_dir)
+    if info.get("first_stage"):
+        out.print(f"first stage: {info['first_stage']['why']}")
+    register = info.get("register") or {}
+    if register.get("two_sample_auc"):
+        out.print(f"register: two-sample AUC {register['two_sample_auc']['auc']:.3f} against {register['real']} real queries "
+                  f"(0.5 = indistinguishable), coverage {register['coverage']['coverage']:.3f}")
     evaluation = info.get("evaluation")
     if evaluation:
         for name, values in evaluation["table"].items():

@@ -15,7 +15,7 @@ queries.jsonl, qrels/*.tsv).
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,11 +118,16 @@ class BM25Retriever:
 
 
 class DenseRetriever:
-    def __init__(self, doc_ids: Sequence[str], texts: Sequence[str], *, embedder: Any = "minilm", cache: Any = True):
+    """Exact cosine search over the corpus's vectors (an IVF index past ANN_THRESHOLD). The
+    embedder's content-hash cache makes the corpus cost one encoding per model, ever."""
+
+    def __init__(self, doc_ids: Sequence[str], texts: Sequence[str], *, embedder: Any = "minilm", cache: Any = True,
+                 on_progress: Callable[[int], None] | None = None):
         embed = require_module("synthwright.embed", "Dense retrieval", "'synthwright[embed]'")
         self.embedder = embed.load_embedder(embedder, cache=cache) if isinstance(embedder, str) else embedder
         self.doc_ids = list(doc_ids)
-        vectors = self.embedder.embed(list(texts))
+        self.slot_of = {doc_id: slot for slot, doc_id in enumerate(self.doc_ids)}
+        vectors = self.embedder.embed(list(texts), on_progress=on_progress)
         if len(vectors) > ANN_THRESHOLD:
             self.index = embed.IVFIndex(vectors.shape[1], nlist=embed.index.choose_nlist(len(vectors)))
             self.index.train(vectors)
@@ -131,7 +136,11 @@ class DenseRetriever:
         self.index.add(vectors)
 
     def search(self, queries: Sequence[str], k: int = 10) -> list[Ranking]:
-        distances, slots = self.index.search(self.embedder.embed(list(queries)), min(k, len(self.doc_ids)))
+        return self.search_vectors(self.embedder.embed(list(queries)), k)
+
+    def search_vectors(self, query_vectors, k: int = 10) -> list[Ranking]:
+        """The top k of each query vector (L2-normalised, this embedder's)."""
+        distances, slots = self.index.search(query_vectors, min(k, len(self.doc_ids)))
         return [
             [(self.doc_ids[s], float(1.0 - d)) for s, d in zip(row_slots, row_dist) if s >= 0]
             for row_slots, row_dist in zip(slots, distances)
@@ -146,6 +155,12 @@ class HybridHits:
     fused: Ranking
     bm25: Ranking
     dense: Ranking
+
+    def ranking(self, method: str) -> Ranking:
+        """The ranking of one first stage: bm25, dense or hybrid (the fused one)."""
+        if method not in METHODS:
+            raise UserError(f"Unknown retrieval method '{method}'.", f"Use one of: {', '.join(METHODS)}.")
+        return self.fused if method == "hybrid" else getattr(self, method)
 
 
 class Retriever:

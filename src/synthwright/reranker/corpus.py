@@ -8,9 +8,11 @@ A corpus spec is a JSONL file of {_id, title, text}, a BEIR folder (its corpus.j
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
 
 from synthwright.core.files import content_digest
+from synthwright.core.progress import Phase, ProgressFactory
 from synthwright.errors import UserError
 from synthwright.ranking.retrieval import (
     document_text,  # one definition of a document's text for every system
@@ -80,3 +82,26 @@ def shared_retriever(spec: str, method: str = "hybrid"):
 
 def corpus_texts(corpus: Corpus) -> dict[str, str]:
     return {doc_id: document_text(doc) for doc_id, doc in corpus.items()}
+
+
+QUERY_BLOCK = 128  # queries retrieved at once: small enough for a progress line between blocks
+
+
+def first_stage_runs(spec: str, queries: Mapping[str, str], *, depth: int = 100, keep: int = 100,
+                     progress: ProgressFactory | None = None) -> dict[str, dict[str, list]]:
+    """{method: {query_id: ranking}} of BM25, dense and hybrid (RRF of each one's top `depth`),
+    each cut to `keep`, from one hybrid search, in blocks of queries."""
+    from synthwright.ranking.retrieval import METHODS
+
+    retriever = shared_retriever(spec)
+    ids = list(queries)
+    runs: dict[str, dict[str, list]] = {method: {} for method in METHODS}
+    with Phase(progress, f"first stage: {len(ids)} queries", len(ids), "queries") as phase:
+        for start in range(0, len(ids), QUERY_BLOCK):
+            block = ids[start : start + QUERY_BLOCK]
+            found = retriever.hybrid([queries[qid] for qid in block], keep, depth=depth)
+            for qid, hits in zip(block, found):
+                for method in METHODS:
+                    runs[method][qid] = hits.ranking(method)[:keep]
+            phase.advance(len(block))
+    return runs

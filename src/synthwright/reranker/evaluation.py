@@ -21,14 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synthwright.core.progress import Phase, ProgressFactory
 from synthwright.errors import UserError
-from synthwright.reranker.corpus import corpus_texts, open_corpus, shared_retriever
+from synthwright.ranking.first_stage import LABELS
+from synthwright.reranker.corpus import corpus_texts, first_stage_runs, open_corpus, shared_retriever
 from synthwright.reranker.student import QueryLabels
 
 if TYPE_CHECKING:
     from synthwright.reranker.teacher import TeacherRerank
 
 METRICS = ("ndcg@10", "mrr@10", "recall@100")
+BASELINES = {"bm25": "BM25", "dense": "dense (MiniLM)", "hybrid": "hybrid (RRF)"}
 
 
 def read_queries(path: str | Path) -> dict[str, str]:
@@ -56,12 +59,14 @@ def judged_queries(queries_path, qrels_path) -> tuple[dict[str, str], dict[str, 
     return picked, {qid: qrels[qid] for qid in picked}
 
 
-def real_label_groups(queries_path, qrels_path, corpus_spec: str, *, limit: int | None = None, negatives: int = 7, seed: int = 0) -> list[QueryLabels]:
-    """Real queries with real labels: judged documents 1, hybrid top non-judged ones 0."""
+def real_label_groups(queries_path, qrels_path, corpus_spec: str, *, limit: int | None = None, negatives: int = 7, seed: int = 0,
+                      first_stage: str = "hybrid") -> list[QueryLabels]:
+    """Real queries with real labels: judged documents 1, the first stage's top non-judged ones 0."""
     queries, qrels = judged_queries(queries_path, qrels_path)
     queries = sample_queries(queries, limit or len(queries), seed)
     ids = list(queries)
-    runs = shared_retriever(corpus_spec).run(queries, k=negatives + 10)
+    found = shared_retriever(corpus_spec).hybrid(list(queries.values()), negatives + 10)
+    runs = {qid: hits.ranking(first_stage) for qid, hits in zip(ids, found)}
     groups = []
     for qid in ids:
         labels = {doc: 1.0 for doc, grade in qrels[qid].items() if grade > 0}
@@ -83,26 +88,35 @@ def sample_queries(queries: Mapping[str, str], n: int, seed: int) -> dict[str, s
 @dataclass
 class Evaluation:
     table: dict[str, dict[str, float]]  # system -> metric -> value
-    gains: dict[str, dict[str, float]] = field(default_factory=dict)  # system -> bootstrap of its gain over hybrid
+    gains: dict[str, dict[str, float]] = field(default_factory=dict)  # system -> bootstrap of its gain over the first stage
     over_control: dict[str, dict[str, float]] = field(default_factory=dict)  # BM25 + student -> its gain over BM25 + control
     seconds: dict[str, float] = field(default_factory=dict)
     queries: int = 0
     notes: list[str] = field(default_factory=list)
     llm_usage: list = field(default_factory=list)  # UsageTotals of LLM rerankers, for the step's accounting
+    first_stage: str = "hybrid"  # what the students rerank, and what every gain is measured over
+    baseline: str = BASELINES["hybrid"]
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "llm_usage"}
 
 
-def rerank(student, queries: Mapping[str, str], first_stage: Mapping[str, list], texts: Mapping[str, str], depth: int) -> dict[str, list]:
+def rerank(student, queries: Mapping[str, str], first_stage: Mapping[str, list], texts: Mapping[str, str], depth: int,
+           progress: ProgressFactory | None = None, name: str = "student") -> dict[str, list]:
     """The student's order over the first stage's top `depth`; the rest keeps its order below."""
     qids = list(first_stage)
     tops = [[doc for doc, _ in first_stage[qid][:depth]] for qid in qids]
-    batch = [queries[qid] for qid in qids], [[texts[doc] for doc in top] for top in tops]
-    if hasattr(student, "score_many"):  # a bi-encoder embeds each document once for all queries
-        all_scores = student.score_many(*batch)
+    query_texts = [queries[qid] for qid in qids]
+    if hasattr(student, "score_ids"):  # a bi-encoder over the corpus: documents encoded once, cached
+        all_scores = student.score_ids(query_texts, tops)
+    elif hasattr(student, "score_many"):  # a bi-encoder embeds each document once for all queries
+        all_scores = student.score_many(query_texts, [[texts[doc] for doc in top] for top in tops])
     else:
-        all_scores = [student.score(query, docs) for query, docs in zip(*batch)]
+        all_scores = []
+        with Phase(progress, f"{name}: rerank top {depth} of {len(qids)} queries", len(qids), "queries") as phase:
+            for query, top in zip(query_texts, tops):
+                all_scores.append(student.score(query, [texts[doc] for doc in top]))
+                phase.advance()
     out = {}
     for qid, top, scores in zip(qids, tops, all_scores):
         head = sorted(zip(top, scores), key=lambda item: -item[1])
@@ -123,6 +137,15 @@ def fuse(first_stage: Mapping[str, list], reranked: Mapping[str, list], depth: i
     return out
 
 
+def rerank_label(student_name: str, first_stage: str, depth: int) -> str:
+    # Hybrid keeps the name every earlier report used.
+    return f"{student_name}: rerank top {depth}" if first_stage == "hybrid" else f"{student_name}: rerank {first_stage} top {depth}"
+
+
+def retriever_label(student_name: str) -> str:
+    return f"{student_name}: retriever (whole corpus, exact)"
+
+
 def evaluate_students(
     corpus_spec: str,
     queries: Mapping[str, str],
@@ -130,55 +153,74 @@ def evaluate_students(
     students: Mapping[str, Any],
     *,
     depth: int = 30,
+    first_stage: str = "hybrid",
     resamples: int = 2000,
     seed: int = 0,
-    progress=None,
+    progress: ProgressFactory | None = None,
     teacher: TeacherRerank | None = None,
     control: tuple[str, Any] | None = None,
 ) -> Evaluation:
-    """Baselines and each student (name -> StudentReranker) on the real queries; `control` is
+    """Baselines and each student (name -> scorer: StudentReranker, BiEncoderOverCorpus, or
+    anything with `score(query, documents)`) on the real queries. The students rerank the top
+    `depth` of `first_stage` (bm25, dense or hybrid), and every gain is measured over it; a
+    scorer with `search` is also evaluated as a retriever over the whole corpus. `control` is
     (name, scorer) of the untrained base model, put in each student's place in BM25 + student."""
     from synthwright.ranking import evaluate
 
     texts = corpus_texts(open_corpus(corpus_spec))
-    runs, seconds = {}, {}
+    seconds = {}
     started = time.perf_counter()
-    found = shared_retriever(corpus_spec).hybrid(list(queries.values()), 100, depth=1000)
-    lexical = [hits.bm25 for hits in found]
-    runs["BM25"] = {qid: hits.bm25[:100] for qid, hits in zip(queries, found)}
-    runs["dense (MiniLM)"] = {qid: hits.dense[:100] for qid, hits in zip(queries, found)}
-    runs["hybrid (RRF)"] = {qid: hits.fused for qid, hits in zip(queries, found)}
+    found = first_stage_runs(corpus_spec, queries, depth=1000, keep=1000, progress=progress)
+    runs = {BASELINES[method]: {qid: ranking[:100] for qid, ranking in found[method].items()} for method in BASELINES}
+    lexical = [found["bm25"][qid] for qid in queries]
     seconds["first stage"] = time.perf_counter() - started
-    hybrid = runs["hybrid (RRF)"]
+    base = runs[BASELINES[first_stage]]
     for name, student in students.items():
         started = time.perf_counter()
-        reranked = rerank(student, queries, hybrid, texts, depth)
+        reranked = rerank(student, queries, base, texts, depth, progress, name)
         seconds[name] = time.perf_counter() - started
-        runs[f"{name}: rerank top {depth}"] = reranked
-        runs[f"hybrid + {name} (RRF)"] = fuse(hybrid, reranked, depth)
-        # The student in the dense model's place: RRF of BM25 and the student's order.
-        runs[bm25_plus_label(name)] = _bm25_plus(lexical, reranked, queries, depth)
-        if progress:
-            progress(name)
+        runs[rerank_label(name, first_stage, depth)] = reranked
+        runs[f"{LABELS[first_stage]} + {name} (RRF)"] = fuse(base, reranked, depth)
+        if first_stage != "bm25":  # the student in the dense model's place: RRF of BM25 and the student's order
+            runs[bm25_plus_label(name)] = _bm25_plus(lexical, reranked, queries, depth)
+        if hasattr(student, "search"):
+            started = time.perf_counter()
+            runs[retriever_label(name)] = dict(zip(queries, student.search(list(queries.values()), 100)))
+            seconds[retriever_label(name)] = time.perf_counter() - started
     control_run = None
-    if control is not None and students:
+    if control is not None and students and first_stage != "bm25":
         control_name, scorer = control
         started = time.perf_counter()
-        control_run = _bm25_plus(lexical, rerank(scorer, queries, hybrid, texts, depth), queries, depth)
+        control_run = _bm25_plus(lexical, rerank(scorer, queries, base, texts, depth, progress, control_name), queries, depth)
         seconds[f"control ({control_name})"] = time.perf_counter() - started
         runs[control_label(control_name)] = control_run
     table = {name: evaluate(run, qrels, METRICS) for name, run in runs.items()}
-    gains = {}
-    for name, run in runs.items():
-        if name in ("BM25", "dense (MiniLM)", "hybrid (RRF)"):
-            continue
-        gains[name] = _gain(hybrid, run, qrels, resamples, seed)
+    gains = {name: _gain(base, run, qrels, resamples, seed) for name, run in runs.items() if name not in BASELINES.values()}
     over_control = ({bm25_plus_label(name): _gain(control_run, runs[bm25_plus_label(name)], qrels, resamples, seed) for name in students}
                     if control_run is not None else {})
-    evaluation = Evaluation(table, gains, over_control, seconds, len(queries))
+    evaluation = Evaluation(table, gains, over_control, seconds, len(queries), first_stage=first_stage, baseline=BASELINES[first_stage])
+    if first_stage != "dense":  # the target every student must beat: untrained dense retrieval
+        evaluation.notes.append(_dense_note(runs, qrels, resamples, seed))
     if teacher is not None and teacher.queries > 0:
-        _add_teacher(evaluation, teacher, queries, qrels, hybrid, texts, resamples, seed)
+        _add_teacher(evaluation, teacher, queries, qrels, base, texts, resamples, seed)
     return evaluation
+
+
+def _dense_note(runs, qrels, resamples: int, seed: int) -> str:
+    dense = runs[BASELINES["dense"]]
+    best = max((name for name in runs if name not in BASELINES.values()), default=None,
+               key=lambda name: evaluate_one(runs[name], qrels))
+    if best is None:
+        return "No student: nothing to compare with dense retrieval."
+    gain = _gain(dense, runs[best], qrels, resamples, seed)
+    return (f"Best system against untrained dense (MiniLM): {best}, nDCG@10 {gain['difference']:+.3f} "
+            f"[{gain['low']:+.3f}, {gain['high']:+.3f}], p = {gain['p_value']:.3f}.")
+
+
+def evaluate_one(run, qrels) -> float:
+    from synthwright.ranking import evaluate
+
+    return evaluate(run, qrels, ("ndcg@10",))["ndcg@10"]
 
 
 def bm25_plus_label(student_name: str) -> str:
@@ -203,8 +245,8 @@ def _gain(baseline, run, qrels, resamples: int, seed: int) -> dict[str, float]:
     return {"difference": boot.difference, "low": boot.low, "high": boot.high, "p_value": boot.p_value}
 
 
-def _add_teacher(evaluation: Evaluation, setup: TeacherRerank, queries, qrels, hybrid, texts, resamples: int, seed: int) -> None:
-    """The teacher's rows: it and hybrid on the same sampled queries, and its gain there."""
+def _add_teacher(evaluation: Evaluation, setup: TeacherRerank, queries, qrels, first, texts, resamples: int, seed: int) -> None:
+    """The teacher's rows: it and the first stage on the same sampled queries, and its gain there."""
     from synthwright.judges.base import short_model_name
     from synthwright.ranking import evaluate
     from synthwright.reranker.teacher import teacher_rerank
@@ -212,16 +254,17 @@ def _add_teacher(evaluation: Evaluation, setup: TeacherRerank, queries, qrels, h
     sample = sample_queries(queries, setup.queries, seed)
     sub_qrels = {qid: qrels[qid] for qid in sample}
     started = time.perf_counter()
-    reranked, usage, failed = teacher_rerank(setup, sample, hybrid, texts)
+    reranked, usage, failed = teacher_rerank(setup, sample, first, texts)
     seconds = time.perf_counter() - started
     label = f"[{len(sample)} sampled queries]"
-    name = f"teacher ({short_model_name(setup.model)}, {setup.label}): rerank hybrid top {setup.depth} {label}"
-    evaluation.table[f"hybrid (RRF) {label}"] = evaluate({q: hybrid[q] for q in sample}, sub_qrels, METRICS)
+    stage = LABELS[evaluation.first_stage]
+    name = f"teacher ({short_model_name(setup.model)}, {setup.label}): rerank {stage} top {setup.depth} {label}"
+    evaluation.table[f"{evaluation.baseline} {label}"] = evaluate({q: first[q] for q in sample}, sub_qrels, METRICS)
     evaluation.table[name] = evaluate(reranked, sub_qrels, METRICS)
-    evaluation.gains[name] = _gain({q: hybrid[q] for q in sample}, reranked, sub_qrels, resamples, seed)
+    evaluation.gains[name] = _gain({q: first[q] for q in sample}, reranked, sub_qrels, resamples, seed)
     evaluation.seconds[name] = seconds
     evaluation.llm_usage.append(usage)
-    documents = sum(min(setup.depth, len(hybrid[q])) for q in sample)
+    documents = sum(min(setup.depth, len(first[q])) for q in sample)
     evaluation.notes.append(
         f"{name}: {documents} documents scored, {usage.sent} LLM requests sent ({usage.cache_hits} from the cache), "
         f"{failed} failed, {seconds:.0f} s ({seconds / max(documents, 1):.2f} s per document).")

@@ -37,20 +37,29 @@ STYLE_INSTRUCTIONS = {
         "Read the passage below. Write a short keyword search query (2 to 6 words) that someone looking for "
         "this passage would type. Write only the query."
     ),
+    # Asked for "keywords", the coder teacher writes identifiers ("flatten_list"); real code
+    # search queries say what the code does in words ("python check if a variable is iterable").
+    "code": (
+        "Read the code below. Write what a programmer would type into a web search engine to find code that does "
+        "this: say what it does in plain words (3 to 10 words), not the function's name or identifiers. "
+        "Write only the query, without quotes."
+    ),
 }
-STYLE_WORDS = {"claim": (4, 40), "question": (4, 40), "keyword": (1, 8)}
+STYLE_WORDS = {"claim": (4, 40), "question": (4, 40), "keyword": (1, 8), "code": (2, 16)}
 # The pairwise question for the LLM judge, fitted to the query style (SciFact's queries are claims).
 JUDGE_INSTRUCTIONS = {
     "claim": "Which of the two documents gives evidence about the claim? Reply with 1 or 2.",
     "question": "Which of the two documents answers the search query? Reply with 1 or 2.",
     "keyword": "Which of the two documents answers the search query? Reply with 1 or 2.",
+    "code": "Which of the two pieces of code does what the search query asks for? Reply with 1 or 2.",
 }
-JUDGE_CONTEXT_LABELS = {"claim": "Claim", "question": "Query", "keyword": "Query"}
+JUDGE_CONTEXT_LABELS = {"claim": "Claim", "question": "Query", "keyword": "Query", "code": "Query"}
 # The yes/no question for the teacher used directly as a pointwise reranker (score = P(Yes)).
 POINTWISE_QUESTIONS = {
     "claim": "Does the document give evidence about the claim, supporting or refuting it?",
     "question": "Does the document answer the search query?",
     "keyword": "Does the document answer the search query?",
+    "code": "Does the code do what the search query asks for?",
 }
 # Sentence focus: the teacher reads the document's title and one sentence of it, not the whole
 # document. Real SciFact claims were written from citing papers about one finding, often one
@@ -71,16 +80,20 @@ SENTENCE_INSTRUCTIONS = {
         "Write a short keyword search query (2 to 6 words) that someone looking for the fact in the sentence below "
         "would type. Write only the query."
     ),
+    "code": STYLE_INSTRUCTIONS["code"],  # code has no sentences worth a query of their own
 }
 # Rows without a `sentence` (document focus, or rows from elsewhere) render the prompt of
 # earlier versions exactly, so their cached answers still count.
+# Rows with `examples` (real queries of the corpus's register, rotated per row) show them
+# between the instruction and the document; rows without render as before.
 DOC_QUERY_PROMPT = (
-    "{{ instruction }}\n\n{% if sentence is defined and sentence %}"
+    "{{ instruction }}\n\n{% if examples is defined and examples %}Examples of real search queries, to match in style:\n"
+    "{% for example in examples %}- {{ example }}\n{% endfor %}\n{% endif %}{% if sentence is defined and sentence %}"
     "{% if title is defined and title %}{{ 'Paper' if style == 'claim' else 'Document' }}: {{ title }}\n{% endif %}"
     "{{ 'Finding' if style == 'claim' else 'Sentence' }}: {{ sentence }}"
     "{% else %}Passage: {{ document }}{% endif %}"
 )
-SENTENCE_FOCUS_COLUMNS = ("sentence", "title", "style")  # only sentence focus reads them: optional in doc_queries' input
+OPTIONAL_PROMPT_COLUMNS = ("sentence", "title", "style", "examples")  # only sentence focus or style examples add them: optional in doc_queries' input
 # A second pass over a generated query: the same need in other words. The teacher's queries
 # reuse their document's rarest terms, so BM25 and MiniLM already rank the source first for
 # nearly all of them (SciFact: 228 of 236 at MiniLM rank 1), and a student learns nothing from
@@ -98,6 +111,7 @@ DEFAULT_DOC_CHARS = 1200
 _LABEL = re.compile(r"^\s*(?:[-*#>]+\s*)?(?:\*\*|__)?\s*(?:claim|question|query|search query|keywords?|answer)\s*\d*\s*(?:\*\*|__)?\s*[:\-]\s*(?:\*\*|__)?\s*", re.IGNORECASE)
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _QUOTES = "\"'`“”‘’«»"
+_FENCE = re.compile(r"^\s*(?:```|~~~)\s*[\w+-]*\s*$")  # a markdown code fence line, e.g. ```text
 _MENTIONS = re.compile(r"\b(?:the|this|that|above|given)\s+(?:passage|text|document|article|abstract|excerpt|study|paper)\b", re.IGNORECASE)
 
 
@@ -139,14 +153,15 @@ def draw_without_replacement(pool: list, count: int, rng) -> list:
 
 
 def clean_query(text: str) -> str:
-    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    # The coder teacher wraps queries in code fences and backticks half the time.
+    lines = [line for line in (text or "").strip().splitlines() if line.strip() and not _FENCE.match(line)]
     if not lines:
         return ""
     line = lines[0]
     if _LABEL.match(line) and not _LABEL.sub("", line).strip() and len(lines) > 1:
         line = lines[1]  # "**Claim:**" alone on the first line, the claim below it
     line = _LIST_MARKER.sub("", _LABEL.sub("", line))
-    line = line.replace("**", "").replace("__", "").strip()
+    line = line.replace("**", "").replace("__", "").replace("```", "").strip()
     while len(line) >= 2 and line[0] in _QUOTES and line[-1] in _QUOTES:
         line = line[1:-1].strip()
     line = line.strip(_QUOTES).strip()

@@ -143,6 +143,17 @@ def _evaluation_section(run_dir: Path) -> str:
     )
 
 
+def _first_stage_section(run_dir: Path) -> str:
+    """The first stage chosen, why, and the register check of the synthetic queries."""
+    choice = _read_json(run_dir / "first_stage.json")
+    if not choice:
+        return ""
+    rows = [[method, scores["mrr@10"], scores[f"recall@{choice['k']}"]] for method, scores in choice["measured"].items()]
+    register = _read_json(run_dir / "register.json")
+    pairs = [list(pair) for pair in zip(register.get("real_examples") or (), register.get("synthetic_examples") or ())] if register else []
+    return render_template("reranker/first_stage.html", choice=choice, rows=rows, register=register, pairs=pairs)
+
+
 def _gain_rows(gains: dict) -> list[list]:
     """What the student adds over a baseline (hybrid, or the untrained control): one row a system."""
     return [[name, g["difference"], g["low"], g["high"], g["p_value"]] for name, g in gains.items()]
@@ -154,7 +165,7 @@ def render(run_dir: Path, rows: Sequence[dict], title: str) -> str:
     # Whatever the candidates step is called in this pipeline, its round-trip drops carry this reason.
     not_round_trip = sum(stats.dropped.get("not_round_trip", 0) for stats in step_stats.values())
     labels = render_template("reranker/labels.html", png=_labels_png(rows)) if rows else ""
-    sections = [_steps_section(step_stats), _queries_section(rows, not_round_trip), _judges_section(run_dir, rows),
+    sections = [_steps_section(step_stats), _queries_section(rows, not_round_trip), _first_stage_section(run_dir), _judges_section(run_dir, rows),
                 _calibration_section(run_dir), labels, _students_section(run_dir), _evaluation_section(run_dir)]
     return render_template("reranker/page.html", title=title, run_dir=str(run_dir), pipeline=manifest.get("name", ""), sections=sections)
 
@@ -166,4 +177,5 @@ def write_report(run_dir: Path, rows: Sequence[dict], path: Path, title: str = "
 
 
 def summary(run_dir: Path) -> dict[str, Any]:
-    return {"evaluation": _read_json(Path(run_dir) / "evaluation.json"), "labels": _read_json(Path(run_dir) / "labels_report.json")}
+    return {"evaluation": _read_json(Path(run_dir) / "evaluation.json"), "labels": _read_json(Path(run_dir) / "labels_report.json"),
+            "first_stage": _read_json(Path(run_dir) / "first_stage.json"), "register": _read_json(Path(run_dir) / "register.json")}

@@ -260,9 +260,9 @@ class StudentReranker:
         path = Path(path)
         if not path.is_dir():
             raise UserError(f"No student model at '{path}'.", "Train one first (synthwright reranker), or give the folder it wrote.")
-        path = _model_folder(path)
+        path = model_folder(path)
         self.path = path
-        self.kind = kind or _saved_kind(path)
+        self.kind = kind or saved_kind(path)
         self.batch_size = batch_size
         if self.kind == "cross":
             from sentence_transformers.cross_encoder import CrossEncoder
@@ -294,9 +294,11 @@ class StudentReranker:
         return [float(vectors[0] @ v) for v in vectors[1:]]
 
 
-def _model_folder(path: Path) -> Path:
+def model_folder(path: Path) -> Path:
     """The folder holding the saved model: `path` itself, or the `model/` a training step writes
     beside its checkpoints (so both `student` and `student/model` name the student)."""
+    if not path.is_dir():
+        raise UserError(f"No student model at '{path}'.", "Train one first (synthwright reranker), or give the folder it wrote.")
     if (path / "config.json").is_file():
         return path
     if (path / "model" / "config.json").is_file():
@@ -305,7 +307,7 @@ def _model_folder(path: Path) -> Path:
                     "Give the student folder the training step wrote (e.g. runs/NAME/student or runs/NAME/student/model).")
 
 
-def _saved_kind(path: Path) -> StudentKind:
+def saved_kind(path: Path) -> StudentKind:
     """A cross-encoder saves a sequence-classification config; a bi-encoder a pooling module."""
     modules = path / "modules.json"
     has_pooling = (path / "1_Pooling").is_dir() or (modules.is_file() and "Pooling" in modules.read_text())

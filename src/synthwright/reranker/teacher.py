@@ -35,6 +35,7 @@ LIKELIHOOD_INSTRUCTIONS = {
     "claim": "Write a scientific claim that this passage supports or refutes.",
     "question": "Write a question that this passage answers.",
     "keyword": "Write a search query that this passage answers.",
+    "code": "Write a web search query for code that does what this code does.",
 }
 # What decides a likelihood score besides the model, query and document: part of the
 # fingerprint of every step that asks for one, so an edited prompt reruns them.

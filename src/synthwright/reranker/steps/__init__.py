@@ -1,6 +1,6 @@
 """Pipeline steps of the synthetic reranker (see examples/reranker.yaml), one module per family:
 
-documents (corpus) -> queries (doc_queries, rewrite_queries) -> candidates -> judged (pair_judge,
+documents (corpus) -> queries (doc_queries, rewrite_queries) -> query_register -> first_stage -> candidates -> judged (pair_judge,
 calibrate_judges) -> labels (recover_labels) -> student (train_student) -> evaluation
 (evaluate_reranker) -> report (reranker_report)
 
@@ -14,6 +14,7 @@ from synthwright.reranker.steps.base import DEFAULT_TEACHER, PassThroughStage, R
 from synthwright.reranker.steps.candidates import CandidatesOptions, CandidatesStep
 from synthwright.reranker.steps.documents import CorpusOptions, CorpusStep
 from synthwright.reranker.steps.evaluation import EvaluateOptions, EvaluateRerankerStage
+from synthwright.reranker.steps.first_stage import FirstStageOptions, FirstStageStage
 from synthwright.reranker.steps.judging import (
     CalibrateJudgesStage,
     CalibrateOptions,
@@ -23,6 +24,7 @@ from synthwright.reranker.steps.judging import (
     likelihood_fingerprint,
 )
 from synthwright.reranker.steps.labels import RecoverLabelsStage, RecoverOptions
+from synthwright.reranker.steps.register import QueryRegisterStage, RegisterOptions
 from synthwright.reranker.steps.queries import (
     DocQueriesOptions,
     DocQueriesStep,
@@ -35,8 +37,8 @@ from synthwright.reranker.steps.student import StudentOptions, TrainStudentStage
 
 __all__ = [
     "DEFAULT_TEACHER", "CalibrateJudgesStage", "CalibrateOptions", "CandidatesOptions", "CandidatesStep", "CorpusOptions",
-    "CorpusStep", "DocQueriesOptions", "DocQueriesStep", "EvaluateOptions", "EvaluateRerankerStage", "PairJudgeOptions",
-    "PairJudgeStep", "PassThroughStage", "ReadsCorpus", "RecoverLabelsStage", "RecoverOptions", "RerankerReportStage",
+    "CorpusStep", "DocQueriesOptions", "DocQueriesStep", "EvaluateOptions", "EvaluateRerankerStage", "FirstStageOptions", "FirstStageStage", "PairJudgeOptions",
+    "PairJudgeStep", "PassThroughStage", "QueryRegisterStage", "RegisterOptions", "ReadsCorpus", "RecoverLabelsStage", "RecoverOptions", "RerankerReportStage",
     "ReportOptions", "RewriteQueriesOptions", "RewriteQueriesStep", "StudentOptions", "Style", "TeacherQueryOptions",
     "TrainStudentStage", "checked_judges", "likelihood_fingerprint", "row_labels", "write_json_report",
 ]

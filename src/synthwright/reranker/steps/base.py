@@ -10,7 +10,7 @@ from synthwright.core.files import write_json_report  # noqa: F401  (steps here 
 from synthwright.core.step import PassThroughStage  # noqa: F401  (the reranker's steps import it from here)
 
 DEFAULT_TEACHER = "llamacpp:qwen2.5-coder-1.5b"
-Style = Literal["claim", "question", "keyword"]
+Style = Literal["claim", "question", "keyword", "code"]
 
 
 class ReadsCorpus:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from synthwright.core.lineage import Row, derive_id
+from synthwright.core.rotation import rotated_examples
 from synthwright.core.step import SourceStep, StepOptions, register_step
 from synthwright.reranker.corpus import corpus_fingerprint, open_corpus
 from synthwright.reranker.queries import (
@@ -19,6 +20,7 @@ from synthwright.reranker.queries import (
     truncate_document,
 )
 from synthwright.reranker.steps.base import ReadsCorpus, Style
+from synthwright.reranker.style import MAX_SHOWN, read_style_queries, shown_examples
 
 
 class CorpusOptions(StepOptions):
@@ -29,6 +31,8 @@ class CorpusOptions(StepOptions):
     min_chars: int = Field(80, ge=0, description="Skip documents shorter than this")
     focus: Literal["document", "sentence"] = Field("document", description="What the teacher reads: the document (its first doc_chars), or its title and one sentence (a query about one finding, like a citing paper's claim)")
     sentences_per_doc: int = Field(1, ge=1, description="focus: sentence: sentences drawn per document (seeded), one row each; fewer where a document has fewer")
+    style_examples: str | None = Field(None, description="Real queries of the corpus's register shown to the teacher (a BEIR qrels TSV, a JSONL of {text}, or one query a line; never the evaluation queries): at most 20, a seeded draw")
+    examples_per_prompt: int = Field(5, ge=1, le=MAX_SHOWN, description="style_examples: how many each prompt shows; the window moves from row to row")
 
     @model_validator(mode="after")
     def _sentences_need_sentence_focus(self) -> "CorpusOptions":
@@ -44,9 +48,21 @@ class CorpusStep(ReadsCorpus, SourceStep):
     description = "Sample documents from a corpus; one row per (document, query style) for doc_queries."
 
     def fingerprint_extra(self) -> dict[str, Any]:
-        return corpus_fingerprint(self._spec())
+        return {**corpus_fingerprint(self._spec()), **({"style_examples": self._style_pool()} if self.options.style_examples else {})}
 
     def read(self) -> Iterator[Row]:
+        pool = self._style_pool()
+        for position, row in enumerate(self._rows()):
+            yield {**row, "examples": rotated_examples(pool, position, self.options.examples_per_prompt)} if pool else row
+
+    def _style_pool(self) -> list[str]:
+        """The real queries the prompts show, in the seeded order their windows rotate through."""
+        if not self.options.style_examples:
+            return []
+        queries = read_style_queries(self.context.resolve(self.options.style_examples))
+        return shown_examples(queries, self.context.rng(self.name, "style examples"))
+
+    def _rows(self) -> Iterator[Row]:
         corpus = open_corpus(self._spec())
         ids = [doc_id for doc_id, doc in corpus.items() if len(doc.get("text") or "") >= self.options.min_chars]
         if self.options.sample and self.options.sample < len(ids):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from synthwright.core.lineage import Row
 from synthwright.core.step import StepOptions, StepStats, register_step
+from synthwright.errors import UserError
 from synthwright.reranker.corpus import corpus_fingerprint
 from synthwright.reranker.steps.base import PassThroughStage, ReadsCorpus, Style, write_json_report
 from synthwright.reranker.teacher import LIKELIHOOD_FINGERPRINT, TeacherMethod, likelihood_unsupported
@@ -21,6 +22,7 @@ class EvaluateOptions(StepOptions):
     depth: int = Field(30, ge=1, description="How many first-stage documents the student reranks")
     resamples: int = Field(2000, ge=100)
     control: bool = Field(True, description="Also put the untrained base model (MiniLM) in the student's place in BM25 + student: the student's own gain is its gain over this control")
+    first_stage: Literal["chosen", "bm25", "dense", "hybrid"] = Field("hybrid", description="What the students rerank and every gain is measured over: chosen = the first_stage step's choice (rows carry it), or one forced")
     output: str = "evaluation.json"
     teacher: str | None = Field(None, description="Also rerank with this LLM used directly, pointwise (the quality ceiling at its cost)")
     teacher_queries: int = Field(30, ge=1, description="Evaluation queries (seeded sample) the teacher reranks: one LLM call per document")
@@ -43,7 +45,7 @@ class EvaluateRerankerStage(ReadsCorpus, PassThroughStage):
     Options = EvaluateOptions
     description = "Evaluate BM25, dense, hybrid and each student on real queries (nDCG@10, MRR@10, Recall@100, paired bootstrap); rows pass through."
 
-    version = 2  # 2: the systems include BM25 + student and the untrained control
+    version = 3  # 3: the first stage can be chosen; a bi-encoder student is also a retriever over the whole corpus
 
     def fingerprint_extra(self) -> dict[str, Any]:
         # Not the student folders' mtimes: fingerprints are planned before the student trains,
@@ -53,19 +55,33 @@ class EvaluateRerankerStage(ReadsCorpus, PassThroughStage):
         return {**corpus_fingerprint(self._spec()), **({"likelihood": LIKELIHOOD_FINGERPRINT} if likelihood else {})}
 
     def write_output(self, rows: list[Row], stats: StepStats) -> None:
+        from synthwright.embed.local import minilm_path
+        from synthwright.reranker.bi_encoder import student_scorer
+        from synthwright.reranker.corpus import corpus_texts, open_corpus
         from synthwright.reranker.evaluation import evaluate_students, judged_queries
         from synthwright.reranker.teacher import TeacherRerank
-        from synthwright.embed.local import minilm_path
-        from synthwright.reranker.student import StudentReranker
 
         o = self.options
         queries, qrels = judged_queries(self.context.resolve(o.queries), self.context.resolve(o.qrels))
-        students = {name: StudentReranker(self.context.output_path(path)) for name, path in o.students.items()}
-        control = ("MiniLM", StudentReranker(minilm_path())) if o.control and students else None
+        progress = self.context.request_progress
+        texts = corpus_texts(open_corpus(self._spec()))
+        students = {name: student_scorer(self.context.output_path(path), texts, name, progress) for name, path in o.students.items()}
+        control = ("MiniLM", student_scorer(minilm_path(), texts, "MiniLM", progress)) if o.control and students else None
         teacher = TeacherRerank(o.teacher, o.teacher_queries, o.teacher_depth, o.teacher_style, o.teacher_max_chars,
                                 context=self.context, step_name=self.name, method=o.teacher_method) if o.teacher else None
-        evaluation = evaluate_students(self._spec(), queries, qrels, students, depth=o.depth, resamples=o.resamples,
-                                       seed=self.context.run_seed, teacher=teacher, control=control)
+        evaluation = evaluate_students(self._spec(), queries, qrels, students, depth=o.depth, first_stage=chosen_first_stage(rows, o.first_stage),
+                                       resamples=o.resamples, seed=self.context.run_seed, teacher=teacher, control=control, progress=progress)
         write_json_report(self.context.output_path(o.output), evaluation.to_dict())
         for usage in evaluation.llm_usage:
             stats.add_usage(usage)
+
+
+def chosen_first_stage(rows: list[Row], option: str) -> str:
+    """The first stage to evaluate: the one forced, or the one the first_stage step chose (its rows carry it)."""
+    if option != "chosen":
+        return option
+    chosen = {row.get("first_stage") for row in rows}
+    if len(chosen) != 1 or None in chosen:
+        raise UserError("first_stage: chosen needs the rows of a first_stage step, all with one choice.",
+                        "Put a first_stage step before the candidates (synthwright reranker does), or force one: first_stage: dense.")
+    return chosen.pop()

@@ -8,7 +8,7 @@ from pydantic import Field
 from synthwright.core.lineage import Row, with_meta
 from synthwright.core.step import BatchResult, register_step
 from synthwright.recipes.generate_step import GenerateOptions, GenerateStep
-from synthwright.reranker.queries import DOC_QUERY_PROMPT, REWRITE_PROMPT, SENTENCE_FOCUS_COLUMNS, judge_query
+from synthwright.reranker.queries import DOC_QUERY_PROMPT, REWRITE_PROMPT, OPTIONAL_PROMPT_COLUMNS, judge_query
 from synthwright.reranker.steps.base import DEFAULT_TEACHER
 
 
@@ -36,7 +36,7 @@ class DocQueriesStep(GenerateStep):
 
     def required_columns(self) -> tuple[str, ...]:
         # Only rows written under sentence focus have these; the prompt falls back without them.
-        return tuple(column for column in super().required_columns() if column not in SENTENCE_FOCUS_COLUMNS)
+        return tuple(column for column in super().required_columns() if column not in OPTIONAL_PROMPT_COLUMNS)
 
     def _child(self, result, row, sample_index, response):
         child = super()._child(result, row, sample_index, response)

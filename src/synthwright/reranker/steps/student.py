@@ -69,8 +69,10 @@ class TrainStudentStage(ReadsCorpus, PassThroughStage):
 
             if not (o.real_queries and o.real_qrels):
                 raise UserError("label_source: real needs real_queries and real_qrels.", "Give the real training queries and their qrels.")
+            # Negatives from the first stage the synthetic student's came from, when one was chosen.
+            first_stage = rows[0].get("first_stage", "hybrid") if rows else "hybrid"
             groups = real_label_groups(self.context.resolve(o.real_queries), self.context.resolve(o.real_qrels), self._spec(),
-                                       limit=o.real_limit, seed=self.context.run_seed)
+                                       limit=o.real_limit, seed=self.context.run_seed, first_stage=first_stage)
         else:
             groups = [QueryLabels(row["query"], row_labels(row, o.label_source)) for row in rows]
         validation = self._validation(texts) if o.validation_queries else None
