@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from synthwright.core.files import write_json_report  # noqa: F401  (steps here import it from this module)
 from synthwright.core.step import PassThroughStage  # noqa: F401  (the reranker's steps import it from here)
+from synthwright.llm.offline_models import DEFAULT_TEACHER  # noqa: F401  (the reranker's steps import it from here)
 
-DEFAULT_TEACHER = "llamacpp:qwen2.5-coder-1.5b"
 Style = Literal["claim", "question", "keyword", "code"]
 
 
