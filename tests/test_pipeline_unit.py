@@ -509,11 +509,11 @@ def test_plain_progress_lines_where_stderr_is_not_a_terminal(tmp_path, capsys, m
     run_pipeline(config, tmp_path / "logged", observer=observer)
     lines = capsys.readouterr().err.strip().splitlines()
     batches = -(-len(TEXTS) // 2)  # a source step does not know its total ahead, so no ETA
-    assert re.fullmatch(r"rows: 1 batches, 2 rows out, 0 sent, 0 cached, 0 failed, \d+:\d\d:\d\d elapsed, ETA \?", lines[0]), lines[0]
+    assert re.fullmatch(r"rows: 1 batches, 2 rows out, 0 sent, 0 cached, 0 failed, ([\d,]+\.\d/s, )?\d+:\d\d:\d\d elapsed, ETA \?", lines[0]), lines[0]
     assert lines[-1].startswith(f"rows: {batches} batches, {len(TEXTS)} rows out") and "done in" in lines[-1]
     log = cli_pipeline.PlainLog("judged", total=4, done=2)  # resumed: the ETA counts this run's pace only
     log.update(3, "batches")
-    assert re.fullmatch(r"judged: 3/4 batches, \d+:\d\d:\d\d elapsed, ETA \d+:\d\d:\d\d", capsys.readouterr().err.strip())
+    assert re.fullmatch(r"judged: 3/4 batches, [\d,]+\.\d/s, \d+:\d\d:\d\d elapsed, ETA \d+:\d\d:\d\d", capsys.readouterr().err.strip())
     requests = observer.request_progress("teacher as a reranker")
     requests.start(2)
     requests.advance(LLMResponse(text="Yes").model_copy(update={"cached": True}))

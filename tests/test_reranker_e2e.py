@@ -128,7 +128,7 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
     assert set(evaluation["table"]) == set(SYSTEMS) | (set(TEACHER_SYSTEMS) if with_teacher else set()) | retriever
     if with_teacher:  # one likelihood request per (sampled query, document), counted in the step's stats
         assert rundir.merged_stats("evaluation").requests_sent == 2 * 3
-        assert TEACHER_SYSTEMS[1] in evaluation["gains"] and "6 documents scored" in evaluation["notes"][0]
+        assert TEACHER_SYSTEMS[1] in evaluation["gains"] and any("6 documents scored" in note for note in evaluation["notes"])
     for name, metrics in evaluation["table"].items():
         assert set(metrics) == {"ndcg@10", "mrr@10", "recall@100"}, name
         assert all(0.0 <= value <= 1.0 for value in metrics.values()), (name, metrics)
