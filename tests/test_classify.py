@@ -396,3 +396,14 @@ def test_description_prior_is_refused_for_the_finetuned_student(tmp_path):
 
     with pytest.raises(ValueError, match="description_prior is for kind: lr"):
         TrainClassifierOptions.model_validate({"task": SENTIMENT, "kind": "finetune", "description_prior": 0.5})
+
+
+def test_a_setting_added_later_keeps_old_students_keys_at_its_default():
+    """Students trained before description_prior existed keep their key while it is 0."""
+    from dataclasses import asdict
+
+    from synthwright.classify.students import ClassifierSettings, settings_key
+
+    before = {k: v for k, v in asdict(ClassifierSettings()).items() if k != "description_prior"}
+    assert settings_key(ClassifierSettings()) == before
+    assert settings_key(ClassifierSettings(description_prior=0.5)) == {**before, "description_prior": 0.5}

@@ -43,6 +43,13 @@ class ClassifierSettings:
     seed: int = 0
 
 
+def settings_key(settings: ClassifierSettings) -> dict[str, Any]:
+    """The settings a trained student is known by. A setting added later is left out while at
+    its default, so students trained before it existed are not trained again for nothing."""
+    added_later = {"description_prior": 0.0}
+    return {k: v for k, v in asdict(settings).items() if k not in added_later or v != added_later[k]}
+
+
 class LogisticStudent:
     """Logistic regression on MiniLM vectors, optionally times a prior from the task itself.
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,7 +15,7 @@ from pydantic import Field, model_validator
 from synthwright.classify.evaluation import SystemResult, compare_on_shared_rows, scores
 from synthwright.classify.generation import ReadsTask, TaskOptions
 from synthwright.classify.labelling import label_texts
-from synthwright.classify.students import ClassifierSettings, load_student, require_students, train_classifier
+from synthwright.classify.students import ClassifierSettings, load_student, settings_key, require_students, train_classifier
 from synthwright.classify.task import LabelledTexts, load_labelled
 from synthwright.core.files import content_digest, write_json_report
 from synthwright.core.lineage import Row, derive_id
@@ -83,7 +82,7 @@ class TrainClassifierStage(ReadsTask, PassThroughStage):
         folder = self.context.output_path(o.output)
         # Steps chain (so the evaluation re-runs after any retraining); a student whose data and
         # settings are unchanged is not trained again just because a step before it re-ran.
-        key = derive_id(json.dumps([texts, labels, weights, asdict(settings), self.task.names]))
+        key = derive_id(json.dumps([texts, labels, weights, settings_key(settings), self.task.names]))
         if _trained_key(folder) != key:
             train_classifier(texts, labels, self.task.names, settings, folder, weights, key=key, label_descriptions=label_texts(self.task))
 
@@ -252,7 +251,7 @@ class EvaluateClassifierStage(ReadsTask, PassThroughStage):
     def _trained(self, parent: str, data: LabelledTexts, settings: ClassifierSettings) -> Path:
         """A student trained on `data`, kept under a folder named by what it learnt from (texts,
         labels, settings, label set): a rerun reuses it, changed data trains a new one."""
-        key = derive_id(json.dumps([data.texts, data.labels, None, asdict(settings), self.task.names]))
+        key = derive_id(json.dumps([data.texts, data.labels, None, settings_key(settings), self.task.names]))
         folder = self.context.output_path(f"{parent}/{settings.kind}-{len(data)}-{key[:10]}")
         if _trained_key(folder) != key:
             train_classifier(data.texts, data.labels, self.task.names, settings, folder, key=key, label_descriptions=label_texts(self.task))
