@@ -150,6 +150,35 @@ def test_label_probabilities_are_a_softmax_of_label_likelihoods(tmp_path):
     context.close()
 
 
+def test_calibration_divides_out_a_prior_from_the_teachers_probabilities(tmp_path):
+    """Content-free: the prior is the mean answer to "N/A", "[MASK]" and an empty text, asked of
+    the real tiny model; batch: the mean over the texts themselves. Calibrated rows are the raw
+    ones divided by the prior, so a label the prior favours loses ground."""
+    from synthwright.classify.labelling import CONTENT_FREE, teacher_label_probabilities
+
+    task = TaskSpec.model_validate(SENTIMENT)
+    texts = ["a wonderful , moving film .", "a dull , lifeless mess .", "it is a film ."]
+    context = StepContext(workdir=tmp_path, run_dir=tmp_path)
+    labels = teacher_label_probabilities(context, TINY, "test", task, texts, "test", content_free=True)
+    free, _ = label_probabilities(task, context.ask(TINY, "test", label_requests(task, list(CONTENT_FREE), by_likelihood=True))[0],
+                                  by_likelihood=True)
+    np.testing.assert_allclose(labels.content_free, free.mean(axis=0))
+    for how, prior in (("content_free", labels.content_free), ("batch", labels.probs.mean(axis=0))):
+        calibrated = labels.calibrated(how)
+        expected = labels.probs / prior
+        np.testing.assert_allclose(calibrated, expected / expected.sum(axis=1, keepdims=True))
+        favoured = int(np.argmax(prior))
+        assert (calibrated[:, favoured] <= labels.probs[:, favoured] + 1e-12).all()
+    batch = labels.calibrated("batch")
+    np.testing.assert_allclose(batch.mean(axis=0), [0.5, 0.5], atol=0.2)  # the texts' own lean is mostly gone
+    uncalibrated = teacher_label_probabilities(context, TINY, "test", task, texts, "test")
+    assert uncalibrated.content_free is None and np.allclose(uncalibrated.probs, labels.probs)
+    assert uncalibrated.calibrated("none") is uncalibrated.probs
+    with pytest.raises(ValueError, match="content_free=True"):
+        uncalibrated.calibrated("content_free")
+    context.close()
+
+
 @pytest.mark.slow
 def test_teacher_label_likelihood_on_hand_checked_texts(tmp_path):
     """The 1.5B teacher on texts whose topic nobody would dispute."""

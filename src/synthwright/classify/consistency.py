@@ -23,11 +23,11 @@ from pydantic import Field, field_validator
 
 from synthwright.classify.generation import ReadsTask, TaskOptions
 from synthwright.classify.labelling import (
-    MEMBERS, crossfit_probabilities, description_probabilities, ensemble, label_texts, teacher_label_probabilities,
+    MEMBERS, Calibration, crossfit_probabilities, description_probabilities, ensemble, label_texts, teacher_label_probabilities,
 )
 from synthwright.core.files import write_json_report
 from synthwright.core.lineage import Row, add_score, with_meta
-from synthwright.core.step import BatchResult, Stage, register_step
+from synthwright.core.step import BatchResult, Stage, added_option, register_step
 from synthwright.errors import UserError
 from synthwright.llm.offline_models import DEFAULT_TEACHER
 
@@ -38,6 +38,7 @@ class LabelCheckOptions(TaskOptions):
     model: str = DEFAULT_TEACHER
     members: list[str] = Field(list(MEMBERS), min_length=1, description="Who votes: teacher (label likelihood), embedding (MiniLM to the descriptions), crossfit (out-of-fold student)")
     weights: dict[str, float] = Field({}, description="Weight of each member in the ensemble (default 1 each)")
+    teacher_calibration: Calibration = added_option("none", description="Divide a prior out of the teacher's label probabilities: batch (its mean over the checked texts) or content_free (its answer to empty inputs)")
     policy: Policy = "drop"
     min_confidence: float = Field(0.0, ge=0.0, le=1.0, description="Also drop rows whose label the ensemble gives less than this")
     text_column: str = "text"
@@ -110,10 +111,11 @@ class LabelCheckStage(ReadsTask, Stage):
 
     def _teacher(self, texts: list[str], result: BatchResult) -> np.ndarray:
         teacher = teacher_label_probabilities(self.context, self.options.model, self.name, self.task, texts,
-                                              f"teacher label check: {len(texts)} texts")
+                                              f"teacher label check: {len(texts)} texts",
+                                              content_free=self.options.teacher_calibration == "content_free")
         result.stats.add_usage(teacher.usage)
         self._teacher_errors, self._teacher_seconds = teacher.errors, teacher.seconds
-        return teacher.probs
+        return teacher.calibrated(self.options.teacher_calibration)
 
     def _decide(self, rows: list[Row], intended: np.ndarray, members: dict[str, np.ndarray], combined: np.ndarray,
                 result: BatchResult) -> dict[str, Any]:

@@ -6,20 +6,20 @@ members beside it.
   evaluated once and each label only adds its own few tokens (the evaluated prefix is
   kept), so scoring four labels costs about one prompt. A server that cannot score given
   text falls back to next-token probabilities of the label names (`choices`).
-- `embedding`: cosine similarity of the text to each label's "name: description" under
-  MiniLM, softmaxed with a temperature. No LLM at all.
-- `crossfit`: a logistic regression on MiniLM vectors of the synthetic set itself, trained
-  on the other folds (out-of-fold, so a row never votes for itself): what the rest of the
-  data says about this row, as confident learning does.
-
-Each member gives an (n, labels) matrix of probabilities; the ensemble is their weighted mean.
+  Optionally calibrated: a small model prefers some label names whatever the text says (the
+  1.5B teacher answers "negative" for SST-2 far more often than it should), so its
+  probabilities can be divided by a prior and renormalised. `batch` takes the prior from the
+  texts being labelled themselves, the mean probability per label (Zhou et al. 2023, "Batch
+  calibration"; no labels read); `content_free` from what it answers for "N/A", "[MASK]" and
+  an empty text (Zhao et al. 2021, "Calibrate before use"; three more prompts). On SST-2 dev
+  the content-free prior overcorrects (docs/results.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from synthwright.classify.task import TaskSpec
 from synthwright.llm.records import LLMRequest, LLMResponse, Message, SamplingParams
 
 MEMBERS = ("teacher", "embedding", "crossfit")
+Calibration = Literal["none", "batch", "content_free"]
 
 # The text comes first and the question after it. Measured on 40 real AG News train articles
 # with the 1.5B teacher (docs/results.md): question and class list first, text last 0.525;
@@ -88,6 +89,16 @@ def label_probabilities(task: TaskSpec, responses: Sequence[LLMResponse], *, by_
     return probs, errors
 
 
+# Inputs that say nothing: what the teacher answers for them is its prior over the label names.
+CONTENT_FREE = ("N/A", "[MASK]", "")
+
+
+def calibrate(probs: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Divide each row by the content-free `prior` and renormalise (NaN rows stay NaN)."""
+    adjusted = probs / np.maximum(prior, 1e-12)
+    return adjusted / adjusted.sum(axis=1, keepdims=True)
+
+
 @dataclass
 class TeacherLabels:
     """The teacher's label probabilities for some texts, and what they cost."""
@@ -97,22 +108,47 @@ class TeacherLabels:
     usage: Any
     seconds: float  # the requests' own time, whether sent now or answered from the cache
     method: str
+    content_free: np.ndarray | None = None  # mean probabilities for the content-free inputs, when asked
+
+    def calibrated(self, how: Calibration) -> np.ndarray:
+        """The probabilities with a prior divided out: none, the texts' own mean (batch) or the
+        content-free answers."""
+        if how == "none":
+            return self.probs
+        if how == "batch":
+            return calibrate(self.probs, np.nanmean(self.probs, axis=0))
+        if self.content_free is None:
+            raise ValueError("no content-free prior was measured (ask with content_free=True)")
+        return calibrate(self.probs, self.content_free)
 
 
-def teacher_label_probabilities(context, model: str, step_name: str, task: TaskSpec, texts: Sequence[str], description: str) -> TeacherLabels:
+def teacher_label_probabilities(context, model: str, step_name: str, task: TaskSpec, texts: Sequence[str], description: str,
+                                *, content_free: bool = False) -> TeacherLabels:
     """Ask `model` for every text's label probabilities: by likelihood where the backend can
-    score given text, else by label-name probabilities."""
+    score given text, else by label-name probabilities. With `content_free`, also ask for the
+    content-free inputs and keep their mean (for `TeacherLabels.calibrated`)."""
     from synthwright.judges.llm import run_requests
     from synthwright.llm.usage import UsageTotals
 
     backend = context.backend(model)
     by_likelihood = backend.scores_continuations
-    requests = label_requests(task, texts, by_likelihood=by_likelihood)
+    asked = list(texts) + (list(CONTENT_FREE) if content_free else [])
+    requests = label_requests(task, asked, by_likelihood=by_likelihood)
     usage = UsageTotals()
     responses = run_requests(context, model, step_name, requests, context.request_progress(description), usage)
     probs, errors = label_probabilities(task, responses, by_likelihood=by_likelihood)
-    return TeacherLabels(probs, errors, usage, request_seconds(context, backend.identity, requests, responses),
-                         "label likelihood" if by_likelihood else "label-name probabilities")
+    prior = None
+    if content_free:
+        free, free_errors = probs[len(texts):], errors[len(texts):]
+        probs, errors = probs[:len(texts)], errors[:len(texts)]
+        failed = next((e for e in free_errors if e), None)
+        if failed:  # without the prior no row can be calibrated: say so rather than calibrate by less
+            errors = [e or f"content-free prior failed: {failed}" for e in errors]
+            probs = np.full_like(probs, np.nan)
+        else:
+            prior = free.mean(axis=0)
+    method = "label likelihood" if by_likelihood else "label-name probabilities"
+    return TeacherLabels(probs, errors, usage, request_seconds(context, backend.identity, requests, responses), method, prior)
 
 
 def request_seconds(context, identity: str, requests: Sequence[LLMRequest], responses: Sequence[LLMResponse]) -> float:

@@ -44,7 +44,9 @@ def verdict(evaluation: dict[str, Any]) -> dict[str, Any]:
         return {"wins": False, "text": "No student was evaluated.", "details": []}
     best = max(students, key=lambda s: s["accuracy"])
     gains = [g for g in evaluation["gains"] if g["b"] == best["name"]]
-    teacher = next((g for g in gains if systems[g["a"]]["kind"] == "teacher"), None)
+    # Against the teacher in its best form (calibrated or not): the harder comparison.
+    teachers = [g for g in gains if systems[g["a"]]["kind"] == "teacher"]
+    teacher = max(teachers, key=lambda g: g["accuracy"]["a"], default=None)
     details = [_gain_line(g, systems[g["a"]]) for g in gains if g is not teacher]
     if teacher is None:
         return {"wins": False, "text": f"The {best['name']} scores {best['accuracy']:.3f} accuracy on {best['rows']} real rows (no teacher row).",

@@ -14,12 +14,12 @@ from pydantic import Field, model_validator
 
 from synthwright.classify.evaluation import SystemResult, compare_on_shared_rows, scores
 from synthwright.classify.generation import ReadsTask, TaskOptions
-from synthwright.classify.labelling import label_texts
+from synthwright.classify.labelling import Calibration, label_texts
 from synthwright.classify.students import ClassifierSettings, load_student, settings_key, require_students, train_classifier
 from synthwright.classify.task import LabelledTexts, load_labelled
 from synthwright.core.files import content_digest, write_json_report
 from synthwright.core.lineage import Row, derive_id
-from synthwright.core.step import PassThroughStage, StepStats, register_step
+from synthwright.core.step import PassThroughStage, StepStats, added_option, register_step
 from synthwright.errors import UserError
 from synthwright.llm.usage import failure_kind
 
@@ -95,6 +95,7 @@ class EvaluateClassifierOptions(TaskOptions):
     students: dict[str, str] = Field({"synthetic student": "student"}, description="Name -> trained student folder")
     teacher: str | None = Field(None, description="Also evaluate the teacher zero-shot by label likelihood (a model spec)")
     teacher_limit: int | None = Field(None, ge=1, description="The teacher predicts a stratified sample of this many rows (default: all)")
+    teacher_calibrations: list[Calibration] = added_option([], description="Also report the teacher calibrated: batch (its mean answer over the evaluation texts divided out) or content_free (its answer to empty inputs; three more prompts)")
     zero_shot: bool = Field(True, description="Also evaluate MiniLM zero-shot (nearest label description)")
     real_train: str | None = Field(None, description="Real labelled training rows: students trained on them are the 'what real labels give' rows")
     real_text_columns: list[str] | None = None
@@ -161,7 +162,7 @@ class EvaluateClassifierStage(ReadsTask, PassThroughStage):
         if o.zero_shot:
             systems.append(self._zero_shot(evaluation, everyone))
         if o.teacher:
-            systems.append(self._teacher(evaluation, stats))
+            systems += self._teacher(evaluation, stats)
         if o.real_train:
             systems += self._real_label_students(evaluation, everyone)
         return systems
@@ -177,13 +178,15 @@ class EvaluateClassifierStage(ReadsTask, PassThroughStage):
         return SystemResult("MiniLM zero-shot (nearest label description)", "zero-shot", positions, probs.argmax(axis=1).tolist(),
                             round(1000 * seconds / max(1, len(positions)), 2))
 
-    def _teacher(self, evaluation: LabelledTexts, stats: StepStats) -> SystemResult:
+    def _teacher(self, evaluation: LabelledTexts, stats: StepStats) -> list[SystemResult]:
+        """The teacher zero-shot, and calibrated as asked: the same answers read several ways."""
         from synthwright.classify.labelling import teacher_label_probabilities
 
         o = self.options
         positions = evaluation.stratified_positions(o.teacher_limit, self.context.seed_for(self.name, "teacher"))
         texts = [evaluation.texts[p] for p in positions]
-        teacher = teacher_label_probabilities(self.context, o.teacher, self.name, self.task, texts, f"teacher zero-shot: {len(texts)} texts")
+        teacher = teacher_label_probabilities(self.context, o.teacher, self.name, self.task, texts, f"teacher zero-shot: {len(texts)} texts",
+                                              content_free="content_free" in o.teacher_calibrations)
         stats.add_usage(teacher.usage)
         self._teacher_seconds = teacher.seconds
         failed = [e for e in teacher.errors if e]
@@ -192,10 +195,15 @@ class EvaluateClassifierStage(ReadsTask, PassThroughStage):
                             f"(first error: {failed[0]}).", "Check that the model or server works, then rerun (answers so far are cached).")
         for error in failed:  # counted as the step's failures, so a rerun asks again
             stats.failed[failure_kind(error)] += 1
-        scored = [(p, int(np.argmax(row))) for p, row, e in zip(positions, teacher.probs, teacher.errors) if not e]
-        per_1000 = round(1000 * teacher.seconds / len(scored), 1) if scored and teacher.seconds else None
-        return SystemResult(f"teacher zero-shot ({o.teacher.split(':')[-1]}, {teacher.method})", "teacher", [p for p, _ in scored],
-                            [q for _, q in scored], per_1000, note=f"{len(failed)} failed" if failed else "")
+        systems = []
+        for how in ["none", *[c for c in o.teacher_calibrations if c != "none"]]:
+            method = teacher.method if how == "none" else f"{teacher.method}, {how.replace('_', '-')} calibrated"
+            probs = teacher.calibrated(how)
+            scored = [(p, int(np.argmax(row))) for p, row, e in zip(positions, probs, teacher.errors) if not e]
+            per_1000 = round(1000 * teacher.seconds / len(scored), 1) if scored and teacher.seconds else None
+            systems.append(SystemResult(f"teacher zero-shot ({o.teacher.split(':')[-1]}, {method})", "teacher", [p for p, _ in scored],
+                                        [q for _, q in scored], per_1000, note=f"{len(failed)} failed" if failed else ""))
+        return systems
 
     def _real_label_students(self, evaluation: LabelledTexts, positions: list[int]) -> list[SystemResult]:
         o = self.options
