@@ -135,6 +135,18 @@ def test_code_queries_keep_short_search_phrases():
     document = "def flatten(items):\n    return [x for sub in items for x in sub]"
     assert judge_query("```\npython flatten nested list\n```", document, "code").reason is None
     assert judge_query("flatten", document, "code").reason == "too_short"
+    assert judge_query('Search for "python flatten nested list', document, "code").query == "python flatten nested list"
+    assert judge_query('find python code that flattens a list', document, "code").reason is None
+
+
+def test_code_queries_that_spell_a_name_from_the_code_are_dropped():
+    document = "def filter_dict_by_key(d, keys):\n    return {k: v for k, v in d.items() if np.isin(k, keys)}"
+    for query in ("python filter_dict_by_key", "python np.isin on dict keys", "find `filter_dict_by_key` in python"):
+        assert judge_query(query, document, "code").reason == "names_identifier", query
+    # A name the code does not contain, or plain words, are fine.
+    assert judge_query("python dict keep only some keys", document, "code").reason is None
+    assert judge_query("python os.path join two paths", document, "code").reason is None
+    assert judge_query("how to use filter_dict_by_key in python", document, "question").reason is None  # the rule is for code
 
 
 def test_the_register_check_tells_real_from_synthetic(tmp_path):

@@ -13,6 +13,10 @@ Rules (each rejection has a reason, counted by the run):
   who already holds the document;
 - `copies_document`: a query that is a sentence of its document teaches the student
   string matching, not relevance (the 0.5B model did this for half its queries);
+- `names_identifier` (code): a query that spells a name from the code (`filter_dict_by_key`,
+  `numpy.allclose`, `isNullable`) is the function's name, not what a person searching for it
+  types (CoSQA's real queries almost never do); it teaches the student what dense retrieval
+  already matches;
 - `low_logprob`: the teacher's own mean token log-probability below a threshold (InPars).
 """
 
@@ -112,6 +116,10 @@ _LABEL = re.compile(r"^\s*(?:[-*#>]+\s*)?(?:\*\*|__)?\s*(?:claim|question|query|
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _QUOTES = "\"'`“”‘’«»"
 _FENCE = re.compile(r"^\s*(?:```|~~~)\s*[\w+-]*\s*$")  # a markdown code fence line, e.g. ```text
+# "Search for \"...", "Python search query: \"...": a lead-in before the quoted query itself.
+_SEARCH_LEAD_IN = re.compile(r"^\s*(?:python\s+)?(?:search(?:\s+query)?(?:\s+for)?|find)\s*:?\s*(?=[\"'`“‘])", re.IGNORECASE)
+# A token that is a name in code: snake_case, camelCase or dotted (module.function).
+_IDENTIFIER = re.compile(r"^(?:\w*_\w+|[a-z]+[A-Z]\w*|\w+\.\w+(?:\.\w+)*)$")
 _MENTIONS = re.compile(r"\b(?:the|this|that|above|given)\s+(?:passage|text|document|article|abstract|excerpt|study|paper)\b", re.IGNORECASE)
 
 
@@ -160,7 +168,7 @@ def clean_query(text: str) -> str:
     line = lines[0]
     if _LABEL.match(line) and not _LABEL.sub("", line).strip() and len(lines) > 1:
         line = lines[1]  # "**Claim:**" alone on the first line, the claim below it
-    line = _LIST_MARKER.sub("", _LABEL.sub("", line))
+    line = _SEARCH_LEAD_IN.sub("", _LIST_MARKER.sub("", _LABEL.sub("", line)))
     line = line.replace("**", "").replace("__", "").replace("```", "").strip()
     while len(line) >= 2 and line[0] in _QUOTES and line[-1] in _QUOTES:
         line = line[1:-1].strip()
@@ -180,6 +188,16 @@ def copies_document(query: str, document: str, threshold: float = 0.9) -> bool:
     return False
 
 
+def names_identifier(query: str, document: str) -> bool:
+    """True when a word of the query is an identifier (snake_case, camelCase, dotted) that the
+    code itself contains."""
+    for word in query.split():
+        word = word.strip(_QUOTES + ",;:()[]?!")
+        if len(word) > 2 and _IDENTIFIER.match(word) and word in document:
+            return True
+    return False
+
+
 def judge_query(text: str, document: str, style: str, *, logprob: float | None = None, min_logprob: float | None = None) -> QueryVerdict:
     query = clean_query(text)
     low, high = STYLE_WORDS.get(style, (3, 40))
@@ -192,6 +210,8 @@ def judge_query(text: str, document: str, style: str, *, logprob: float | None =
         return QueryVerdict(query, "mentions_document")
     if copies_document(query, document):
         return QueryVerdict(query, "copies_document")
+    if style == "code" and names_identifier(query, document):
+        return QueryVerdict(query, "names_identifier")
     if min_logprob is not None and logprob is not None and logprob < min_logprob:
         return QueryVerdict(query, "low_logprob")
     return QueryVerdict(query, None)
