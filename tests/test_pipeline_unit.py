@@ -541,6 +541,27 @@ def test_plain_progress_eta_follows_the_recent_pace(capsys, monkeypatch):
     assert last.endswith(f"ETA {cli_pipeline._clock(remaining * 60.0)}"), last
 
 
+def test_a_phase_of_blocks_reports_units_per_second(capsys, monkeypatch):
+    """Encoding 6,267 documents in blocks of 1,280: each block is one step of the pace, so the
+    line's rate and ETA are in documents per second (each unit counted singly once gave 3.4/s
+    and a 25-minute ETA for a phase that took two)."""
+    import synthwright.cli.pipeline as cli_pipeline
+    from synthwright.cli.pipeline import ProgressObserver
+    from synthwright.core.progress import Phase
+
+    clock = [0.0]
+    monkeypatch.setattr(cli_pipeline.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(cli_pipeline, "PLAIN_LOG_EVERY_S", 0.0)
+    observer = ProgressObserver(live=False)
+    with Phase(observer.request_progress, "encode 6400 documents", 6400, "documents") as phase:
+        for _ in range(3):
+            clock[0] += 32.0
+            phase.advance(1280)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[2].startswith("  encode 6400 documents: 3840/6400 documents, 40.0/s"), lines[2]
+    assert lines[2].endswith(f"ETA {cli_pipeline._clock(2560 / 40.0)}"), lines[2]
+
+
 def test_run_pipeline_hands_the_observer_to_steps_but_not_to_workers(tmp_path):
     import pickle
 

@@ -153,7 +153,8 @@ class RequestsLine:
         self._task = self.progress.add_task(f"  {self.description}", total=total, rows=0, sent=0, hits=0, failed=0)
 
     def advance(self, response) -> None:
-        self._done += 1
+        count = getattr(response, "count", 1)  # a block of other work (core.progress.Done) counts its units
+        self._done += count
         self._hits += bool(response.cached)
         self._failed += not response.ok
         if self._log is not None:
@@ -161,7 +162,7 @@ class RequestsLine:
             self._unit = getattr(response, "unit", None)
             self._log.update(self._done, self._unit or f"requests, {self._hits} cached, {self._failed} failed")
             return
-        self.progress.update(self._task, advance=1, rows=self._done, sent=self._done - self._hits, hits=self._hits, failed=self._failed)
+        self.progress.update(self._task, advance=count, rows=self._done, sent=self._done - self._hits, hits=self._hits, failed=self._failed)
 
     def finish(self) -> None:
         if self._log is not None:

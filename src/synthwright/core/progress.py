@@ -18,9 +18,12 @@ ProgressFactory = Callable[[str], Any]
 
 @dataclass(frozen=True)
 class Done:
-    """One unit of work done, told to a display made for LLM responses: never cached, never failed."""
+    """Units of work done, told to a display made for LLM responses: never cached, never failed.
+    A block counts as one step of the display's pace, so its rate and ETA are per unit of work,
+    not per call."""
 
     unit: str
+    count: int = 1
     cached: bool = False
     ok: bool = True
 
@@ -30,14 +33,13 @@ class Phase:
 
     def __init__(self, factory: ProgressFactory | None, description: str, total: int, unit: str):
         self.display = factory(description) if factory is not None else None
-        self._done = Done(unit)
+        self._unit = unit
         if self.display is not None:
             self.display.start(total)
 
     def advance(self, count: int = 1) -> None:
-        if self.display is not None:
-            for _ in range(count):
-                self.display.advance(self._done)
+        if self.display is not None and count > 0:
+            self.display.advance(Done(self._unit, count))
 
     def finish(self) -> None:
         if self.display is not None:
