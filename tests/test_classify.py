@@ -345,6 +345,24 @@ def test_label_check_policies(policy, tmp_path):
         assert flipped[0]["label"] == "negative" and len(result.kept) == 6
 
 
+def test_label_check_votes_with_the_calibrated_teacher(tmp_path):
+    """teacher_calibration: batch, with the real tiny model: the teacher member's score for a
+    row is its calibrated probability (the rows' own mean divided out), not the raw one."""
+    from synthwright.classify.labelling import teacher_label_probabilities
+
+    rows = sentiment_rows()
+    raw = make_stage("label_check", tmp_path / "raw", task=SENTIMENT, members=["teacher"], model=TINY, policy="keep").run(rows)
+    stage = make_stage("label_check", tmp_path / "batch", task=SENTIMENT, members=["teacher"], model=TINY, policy="keep",
+                       teacher_calibration="batch")
+    calibrated = stage.run(rows)
+    task = TaskSpec.model_validate(SENTIMENT)
+    labels = teacher_label_probabilities(stage.context, TINY, "test", task, [r["text"] for r in rows], "test")
+    expected = labels.calibrated("batch")
+    for i, row in enumerate(calibrated.kept):
+        assert row["label_confidence"] == pytest.approx(expected[i][task.index(row["label"])], abs=1e-4)
+    assert [r["label_confidence"] for r in raw.kept] != [r["label_confidence"] for r in calibrated.kept]
+
+
 def test_evaluation_with_a_dead_teacher_is_a_clear_error(tmp_path):
     dev = write_jsonl(tmp_path / "dev.jsonl", [{"text": r["text"], "label_text": r["label"]} for r in sentiment_rows()])
     stage = make_stage("evaluate_classifier", tmp_path, eval_data=str(dev), students={}, teacher=DEAD, zero_shot=False)
