@@ -146,6 +146,7 @@ def test_code_queries_that_spell_a_name_from_the_code_are_dropped():
     # A name the code does not contain, or plain words, are fine.
     assert judge_query("python dict keep only some keys", document, "code").reason is None
     assert judge_query("python os.path join two paths", document, "code").reason is None
+    assert judge_query("python 2.7 filter dict keys", "# works on 2.7 and 3.x\n" + document, "code").reason is None  # a version, not a name
     assert judge_query("how to use filter_dict_by_key in python", document, "question").reason is None  # the rule is for code
 
 

@@ -196,7 +196,7 @@ class EvaluateClassifierStage(ReadsTask, PassThroughStage):
         for error in failed:  # counted as the step's failures, so a rerun asks again
             stats.failed[failure_kind(error)] += 1
         systems = []
-        for how in ["none", *[c for c in o.teacher_calibrations if c != "none"]]:
+        for how in dict.fromkeys(["none", *o.teacher_calibrations]):  # each reading once, raw first
             method = teacher.method if how == "none" else f"{teacher.method}, {how.replace('_', '-')} calibrated"
             probs = teacher.calibrated(how)
             scored = [(p, int(np.argmax(row))) for p, row, e in zip(positions, probs, teacher.errors) if not e]

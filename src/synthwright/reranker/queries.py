@@ -119,7 +119,7 @@ _FENCE = re.compile(r"^\s*(?:```|~~~)\s*[\w+-]*\s*$")  # a markdown code fence l
 # "Search for \"...", "Python search query: \"...": a lead-in before the quoted query itself.
 _SEARCH_LEAD_IN = re.compile(r"^\s*(?:python\s+)?(?:search(?:\s+query)?(?:\s+for)?|find)\s*:?\s*(?=[\"'`“‘])", re.IGNORECASE)
 # A token that is a name in code: snake_case, camelCase or dotted (module.function).
-_IDENTIFIER = re.compile(r"^(?:\w*_\w+|[a-z]+[A-Z]\w*|\w+\.\w+(?:\.\w+)*)$")
+_IDENTIFIER = re.compile(r"^(?:\w*_\w+|[a-z]+[A-Z]\w*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)$")  # not a version: 2.7
 _MENTIONS = re.compile(r"\b(?:the|this|that|above|given)\s+(?:passage|text|document|article|abstract|excerpt|study|paper)\b", re.IGNORECASE)
 
 
