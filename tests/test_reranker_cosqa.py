@@ -289,3 +289,19 @@ def test_style_examples_from_the_evaluation_split_are_refused(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "evaluation queries" in result.stderr and "fix:" in result.stderr and "train" in result.stderr
     assert not (tmp_path / "run" / "pipeline.yaml").exists()  # refused before any step
+
+
+def test_learning_curve_points_are_nested_subsets_in_their_order():
+    """train_student's `limit`: the smaller point of a learning curve trains on a subset of the
+    larger one's queries (same run seed), in the data's own order; no limit keeps them all."""
+    import random
+
+    from synthwright.reranker.steps.student import nested_subset
+
+    rows = [{"query": f"q{i}"} for i in range(50)]
+    small, large = (nested_subset(rows, n, random.Random(7)) for n in (10, 30))
+    assert len(small) == 10 and len(large) == 30
+    assert all(row in large for row in small)
+    assert large == [row for row in rows if row in large]  # order kept
+    assert small != rows[:10]  # a draw, not the head of the file
+    assert nested_subset(rows, None, random.Random(7)) == rows and nested_subset(rows, 80, random.Random(7)) == rows

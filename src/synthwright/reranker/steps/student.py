@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from synthwright.core.lineage import Row
-from synthwright.core.step import StepOptions, StepStats, register_step
+from synthwright.core.step import StepOptions, StepStats, added_option, register_step
 from synthwright.errors import UserError
 from synthwright.reranker.corpus import corpus_texts, open_corpus
 from synthwright.reranker.steps.base import PassThroughStage, ReadsCorpus
@@ -26,6 +27,7 @@ class StudentOptions(StepOptions):
     real_queries: str | None = Field(None, description="label_source real: BEIR queries.jsonl of real training queries (never the evaluation queries)")
     real_qrels: str | None = None
     real_limit: int | None = Field(None, ge=1, description="label_source real: use at most this many real queries")
+    limit: int | None = added_option(None, ge=1, description="label_source recovered or binary: train on at most this many synthetic queries, a seeded draw (a point of the learning curve)")
     validation_queries: str | None = Field(None, description="Real queries (BEIR queries.jsonl) for the real-validation loss curve; never the evaluation queries")
     validation_qrels: str | None = None
     validation_limit: int = Field(50, ge=1)
@@ -52,6 +54,18 @@ def row_labels(row: Row, label_source: Literal["recovered", "binary"] = "recover
     return {item["doc_id"]: item["label"] for item in row["labels"]}
 
 
+def nested_subset(rows: list[Row], limit: int | None, rng: random.Random) -> list[Row]:
+    """All rows, or the first `limit` of a shuffle by `rng`, kept in their order. With the same
+    seed a smaller limit gives a subset of a larger one, so the points of a learning curve are
+    nested subsets of one run's data and cost no teacher time."""
+    if limit is None or limit >= len(rows):
+        return rows
+    order = list(range(len(rows)))
+    rng.shuffle(order)
+    chosen = set(order[:limit])
+    return [row for i, row in enumerate(rows) if i in chosen]
+
+
 @register_step("train_student")
 class TrainStudentStage(ReadsCorpus, PassThroughStage):
     Options = StudentOptions
@@ -74,10 +88,14 @@ class TrainStudentStage(ReadsCorpus, PassThroughStage):
             groups = real_label_groups(self.context.resolve(o.real_queries), self.context.resolve(o.real_qrels), self._spec(),
                                        limit=o.real_limit, seed=self.context.run_seed, first_stage=first_stage)
         else:
-            groups = [QueryLabels(row["query"], row_labels(row, o.label_source)) for row in rows]
+            groups = [QueryLabels(row["query"], row_labels(row, o.label_source)) for row in self._drawn(rows)]
         validation = self._validation(texts) if o.validation_queries else None
         trained = train_student(groups, texts, self.context.output_path(o.output), o.settings(self.context.run_seed), validation)
         stats.seconds += trained.seconds
+
+    def _drawn(self, rows: list[Row]) -> list[Row]:
+        # Seeded by the run only (not the step's name): a learning curve's points are nested.
+        return nested_subset(rows, self.options.limit, self.context.rng("train_student", "limit"))
 
     def _validation(self, texts):
         from synthwright.reranker.evaluation import real_label_groups
