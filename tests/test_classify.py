@@ -438,11 +438,28 @@ def test_description_prior_multiplies_the_students_probabilities(tmp_path):
     assert not np.allclose(with_prior, plain, atol=1e-3)
 
 
-def test_description_prior_is_refused_for_the_finetuned_student(tmp_path):
-    from synthwright.classify.training import TrainClassifierOptions
+def test_the_finetuned_student_takes_the_description_prior_too(tmp_path):
+    """A fine-tuned student with a description prior predicts its own softmax times MiniLM's
+    nearness to each description (read by the untouched MiniLM), renormalised; the prior is
+    saved beside the model."""
+    from synthwright.classify.labelling import description_probabilities, label_texts
+    from synthwright.classify.students import ClassifierSettings, FineTunedStudent, load_student, train_classifier
+    from synthwright.embed import load_embedder
 
-    with pytest.raises(ValueError, match="description_prior is for kind: lr"):
-        TrainClassifierOptions.model_validate({"task": SENTIMENT, "kind": "finetune", "description_prior": 0.5})
+    task = TaskSpec.model_validate(SENTIMENT)
+    rows = sentiment_rows()
+    settings = ClassifierSettings(kind="finetune", epochs=1, batch_size=4, max_length=32, description_prior=0.7)
+    train_classifier([r["text"] for r in rows], [r["label"] for r in rows], task.names, settings, tmp_path / "s",
+                     label_descriptions=label_texts(task))
+    assert (tmp_path / "s" / "prior.npz").is_file()
+    probe = ["A dull, lifeless film I could barely sit through.", "An uneven film with one great scene."]
+    with_prior = load_student(tmp_path / "s").predict_proba(probe)
+    plain = FineTunedStudent.load(tmp_path / "s", task.names, 32)
+    plain.prior_weight = 0.0
+    embedder = load_embedder("minilm")
+    expected = plain.predict_proba(probe) * description_probabilities(embedder.embed(probe), embedder.embed(label_texts(task))) ** 0.7
+    assert np.allclose(with_prior, expected / expected.sum(axis=1, keepdims=True), atol=1e-5)
+    assert not np.allclose(with_prior, plain.predict_proba(probe), atol=1e-3)
 
 
 def test_a_setting_added_later_keeps_old_students_keys_at_its_default():

@@ -39,7 +39,7 @@ class ClassifierSettings:
     max_length: int = 128
     label_smoothing: float = 0.0
     regularisation: float = 1.0  # lr: inverse strength C
-    description_prior: float = 0.0  # lr: weight of the label-description prior (0 = none)
+    description_prior: float = 0.0  # weight of the label-description prior (0 = none)
     seed: int = 0
 
 
@@ -48,6 +48,34 @@ def settings_key(settings: ClassifierSettings) -> dict[str, Any]:
     its default, so students trained before it existed are not trained again for nothing."""
     added_later = {"description_prior": 0.0}
     return {k: v for k, v in asdict(settings).items() if k not in added_later or v != added_later[k]}
+
+
+def minilm_vectors(texts: Sequence[str], cache: bool = True) -> np.ndarray:
+    from synthwright.embed import load_embedder
+
+    return load_embedder("minilm", cache=cache).embed(list(texts))
+
+
+def times_description_prior(probs: np.ndarray, vectors: np.ndarray, label_vectors: np.ndarray | None, weight: float) -> np.ndarray:
+    """`probs` times MiniLM's nearness of each text to each label description raised to
+    `weight`, renormalised (a product of experts); `probs` unchanged without a prior."""
+    from synthwright.classify.labelling import description_probabilities
+
+    if weight <= 0 or label_vectors is None:
+        return probs
+    log_probs = np.log(probs + 1e-9) + weight * np.log(description_probabilities(vectors, label_vectors) + 1e-9)
+    log_probs -= log_probs.max(axis=1, keepdims=True)
+    joint = np.exp(log_probs)
+    return joint / joint.sum(axis=1, keepdims=True)
+
+
+def description_vectors(settings: ClassifierSettings, label_descriptions: Sequence[str] | None) -> np.ndarray | None:
+    """The label descriptions' MiniLM vectors when the settings ask for the prior."""
+    if settings.description_prior <= 0:
+        return None
+    if not label_descriptions:
+        raise UserError("The description prior needs the labels' descriptions.", "Train through the train_classifier step, which passes the task's labels.")
+    return minilm_vectors(label_descriptions)
 
 
 class LogisticStudent:
@@ -67,38 +95,22 @@ class LogisticStudent:
         self.labels = list(labels)
         self.model, self.label_vectors, self.prior_weight = model, label_vectors, prior_weight
 
-    @staticmethod
-    def _vectors(texts: Sequence[str], cache: bool = True) -> np.ndarray:
-        from synthwright.embed import load_embedder
-
-        return load_embedder("minilm", cache=cache).embed(list(texts))
-
     def fit(self, texts: Sequence[str], labels: Sequence[int], weights: Sequence[float] | None, settings: ClassifierSettings,
             label_descriptions: Sequence[str] | None = None) -> "LogisticStudent":
         from sklearn.linear_model import LogisticRegression
 
         self.model = LogisticRegression(C=settings.regularisation, max_iter=3000, random_state=settings.seed)
-        self.model.fit(self._vectors(texts), np.asarray(labels), sample_weight=None if weights is None else np.asarray(weights))
+        self.model.fit(minilm_vectors(texts), np.asarray(labels), sample_weight=None if weights is None else np.asarray(weights))
         self.prior_weight = settings.description_prior
-        if self.prior_weight > 0:
-            if not label_descriptions:
-                raise UserError("The description prior needs the labels' descriptions.", "Train through the train_classifier step, which passes the task's labels.")
-            self.label_vectors = self._vectors(label_descriptions)
+        self.label_vectors = description_vectors(settings, label_descriptions)
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        from synthwright.classify.labelling import description_probabilities
-
         probs = np.zeros((len(texts), len(self.labels)))
         # Uncached: a prediction's cost is then what it would cost on new texts.
-        vectors = self._vectors(texts, cache=False)
+        vectors = minilm_vectors(texts, cache=False)
         probs[:, self.model.classes_] = self.model.predict_proba(vectors)
-        if self.prior_weight <= 0 or self.label_vectors is None:
-            return probs
-        log_probs = np.log(probs + 1e-9) + self.prior_weight * np.log(description_probabilities(vectors, self.label_vectors) + 1e-9)
-        log_probs -= log_probs.max(axis=1, keepdims=True)
-        joint = np.exp(log_probs)
-        return joint / joint.sum(axis=1, keepdims=True)
+        return times_description_prior(probs, vectors, self.label_vectors, self.prior_weight)
 
     def save(self, folder: Path) -> None:
         with open(folder / "model.pkl", "wb") as handle:
@@ -116,12 +128,14 @@ class LogisticStudent:
 class FineTunedStudent:
     kind = "finetune"
 
-    def __init__(self, labels: Sequence[str], model=None, tokenizer=None, max_length: int = 128):
+    def __init__(self, labels: Sequence[str], model=None, tokenizer=None, max_length: int = 128,
+                 label_vectors: np.ndarray | None = None, prior_weight: float = 0.0):
         self.labels = list(labels)
         self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
+        self.label_vectors, self.prior_weight = label_vectors, prior_weight
 
     def fit(self, texts: Sequence[str], labels: Sequence[int], weights: Sequence[float] | None, settings: ClassifierSettings,
-            workdir: Path) -> "FineTunedStudent":
+            workdir: Path, label_descriptions: Sequence[str] | None = None) -> "FineTunedStudent":
         from datasets import Dataset
         from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments, set_seed
 
@@ -148,6 +162,8 @@ class FineTunedStudent:
         trainer = trainer_class(model=self.model, args=args, train_dataset=data, processing_class=self.tokenizer)
         trainer.train()
         self.curve = [(entry["epoch"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
+        self.prior_weight = settings.description_prior
+        self.label_vectors = description_vectors(settings, label_descriptions)
         return self
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
@@ -160,18 +176,26 @@ class FineTunedStudent:
                 batch = self.tokenizer(list(texts[start: start + batch_size]), truncation=True, max_length=self.max_length,
                                        padding=True, return_tensors="pt")
                 out.append(torch.softmax(self.model(**batch).logits, dim=-1).numpy())
-        return np.concatenate(out) if out else np.zeros((0, len(self.labels)))
+        probs = np.concatenate(out) if out else np.zeros((0, len(self.labels)))
+        if self.prior_weight <= 0 or self.label_vectors is None or not len(texts):
+            return probs
+        # The prior reads the untouched MiniLM's vectors: a second, cheaper encoder pass.
+        return times_description_prior(probs, minilm_vectors(texts, cache=False), self.label_vectors, self.prior_weight)
 
     def save(self, folder: Path) -> None:
         self.model.save_pretrained(folder / "model")
         self.tokenizer.save_pretrained(folder / "model")
+        if self.label_vectors is not None:
+            np.savez(folder / "prior.npz", label_vectors=self.label_vectors, weight=self.prior_weight)
 
     @classmethod
     def load(cls, folder: Path, labels: Sequence[str], max_length: int) -> "FineTunedStudent":
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        prior = np.load(folder / "prior.npz") if (folder / "prior.npz").is_file() else None
         return cls(labels, AutoModelForSequenceClassification.from_pretrained(folder / "model"),
-                   AutoTokenizer.from_pretrained(folder / "model"), max_length)
+                   AutoTokenizer.from_pretrained(folder / "model"), max_length,
+                   None if prior is None else prior["label_vectors"], 0.0 if prior is None else float(prior["weight"]))
 
 
 def weighted_trainer():
@@ -210,8 +234,6 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], label_names: S
     """Train a student on (text, label name) rows and save it in `folder`; returns its card
     (`key`, what the caller says it was trained on, is recorded in it)."""
     require_students(settings.kind)
-    if settings.kind != "lr" and settings.description_prior > 0:
-        raise UserError("The description prior is for the lr student only.", "Set description_prior: 0 for a finetune student.")
     index = {name: i for i, name in enumerate(label_names)}
     y = [index[label] for label in labels]
     folder.mkdir(parents=True, exist_ok=True)
@@ -220,7 +242,7 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], label_names: S
         student = LogisticStudent(label_names).fit(texts, y, weights, settings, label_descriptions)
         curve: list = []
     else:
-        student = FineTunedStudent(label_names).fit(texts, y, weights, settings, folder)
+        student = FineTunedStudent(label_names).fit(texts, y, weights, settings, folder, label_descriptions)
         curve = student.curve
     student.save(folder)
     card = {"kind": settings.kind, "labels": list(label_names), "settings": asdict(settings), "examples": len(texts),

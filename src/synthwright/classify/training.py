@@ -38,14 +38,8 @@ class TrainClassifierOptions(TaskOptions):
     max_length: int = Field(128, ge=8)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     regularisation: float = Field(1.0, gt=0, description="lr: inverse regularisation strength C")
-    description_prior: float = Field(0.0, ge=0, description="lr: multiply the student's probabilities by MiniLM's nearness to each "
+    description_prior: float = Field(0.0, ge=0, description="Multiply the student's probabilities by MiniLM's nearness to each "
                                      "label description raised to this power (0 = off; 0.5 is a good start)")
-
-    @model_validator(mode="after")
-    def _prior_needs_the_lr_student(self) -> "TrainClassifierOptions":
-        if self.description_prior > 0 and self.kind != "lr":
-            raise ValueError("description_prior is for kind: lr only (a fine-tuned student has no shared vector to weigh)")
-        return self
 
     def settings(self, seed: int) -> ClassifierSettings:
         return ClassifierSettings(kind=self.kind, epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
@@ -216,8 +210,6 @@ class EvaluateClassifierStage(ReadsTask, PassThroughStage):
         systems = []
         for kind in o.real_kinds:
             options = {**o.real_settings, "kind": kind, "seed": self.context.seed_for(self.name, "real", kind)}
-            if kind != "lr":  # the description prior reads the lr student's vectors; a fine-tuned one has none
-                options.pop("description_prior", None)
             settings = ClassifierSettings(**options)
             for description, data in sets:
                 folder = self._trained("real_students", data, settings)
