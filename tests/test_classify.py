@@ -471,3 +471,26 @@ def test_a_setting_added_later_keeps_old_students_keys_at_its_default():
     before = {k: v for k, v in asdict(ClassifierSettings()).items() if k != "description_prior"}
     assert settings_key(ClassifierSettings()) == before
     assert settings_key(ClassifierSettings(description_prior=0.5)) == {**before, "description_prior": 0.5}
+
+
+def test_a_student_predicts_in_blocks_that_show_progress(tmp_path, capsys, monkeypatch):
+    """The evaluation's slow part (a fine-tuned student on thousands of rows) is not silent:
+    each student predicts in blocks, and the progress line counts rows, with rate and ETA."""
+    import synthwright.classify.training as training
+    import synthwright.cli.pipeline as cli_pipeline
+    from synthwright.classify.students import ClassifierSettings, load_student, train_classifier
+    from synthwright.classify.task import LabelledTexts
+    from synthwright.cli.pipeline import ProgressObserver
+
+    rows = sentiment_rows()
+    train_classifier([r["text"] for r in rows], [r["label"] for r in rows], ["negative", "positive"], ClassifierSettings(), tmp_path / "s")
+    monkeypatch.setattr(training, "PREDICT_BLOCK", 4)
+    monkeypatch.setattr(cli_pipeline, "PLAIN_LOG_EVERY_S", 0.0)
+    texts = [r["text"] for r in rows] + ["a fine film .", "a poor film ."]
+    evaluation = LabelledTexts([str(i) for i in range(8)], texts, ["negative"] * 8)
+    system = training._predict("synthetic student", "student", load_student(tmp_path / "s"), evaluation, list(range(8)),
+                               ProgressObserver(live=False).request_progress)
+    assert len(system.predicted) == 8
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("  evaluation: synthetic student on 8 rows")]
+    assert [line.split(": ")[2].split(",")[0] for line in lines] == ["4/8 rows", "8/8 rows", "8/8 rows"], lines
+    assert "/s" in lines[0] and "ETA" in lines[0] and lines[-1].endswith(tuple("0123456789")) and "done in" in lines[-1]

@@ -19,6 +19,7 @@ from synthwright.classify.students import ClassifierSettings, load_student, sett
 from synthwright.classify.task import LabelledTexts, load_labelled
 from synthwright.core.files import content_digest, write_json_report
 from synthwright.core.lineage import Row, derive_id
+from synthwright.core.progress import Phase
 from synthwright.core.step import PassThroughStage, StepStats, added_option, register_step
 from synthwright.errors import UserError
 from synthwright.llm.usage import failure_kind
@@ -152,7 +153,7 @@ class EvaluateClassifierStage(ReadsTask, PassThroughStage):
         systems = []
         for name, folder in o.students.items():
             student = load_student(self.context.output_path(folder))
-            systems.append(_predict(name, "student", student, evaluation, everyone))
+            systems.append(_predict(name, "student", student, evaluation, everyone, self.context.request_progress))
         if o.zero_shot:
             systems.append(self._zero_shot(evaluation, everyone))
         if o.teacher:
@@ -213,7 +214,8 @@ class EvaluateClassifierStage(ReadsTask, PassThroughStage):
             settings = ClassifierSettings(**options)
             for description, data in sets:
                 folder = self._trained("real_students", data, settings)
-                systems.append(_predict(f"real-label student ({kind}, {description})", "real-label", load_student(folder), evaluation, positions))
+                systems.append(_predict(f"real-label student ({kind}, {description})", "real-label", load_student(folder), evaluation, positions,
+                                        self.context.request_progress))
         return systems
 
     # -- report --------------------------------------------------------------------------------
@@ -243,7 +245,7 @@ class EvaluateClassifierStage(ReadsTask, PassThroughStage):
         for size in sizes:
             subset = synthetic.stratified_sample(size, self.context.seed_for(self.name, "curve", size))
             folder = self._trained("curve_students", subset, ClassifierSettings(**{**o.curve_settings, "kind": o.curve_kind, "seed": self.context.seed_for(self.name, "curve")}))
-            system = _predict(f"{size}", "curve", load_student(folder), evaluation, list(range(len(evaluation))))
+            system = _predict(f"learning-curve student ({size} examples)", "curve", load_student(folder), evaluation, list(range(len(evaluation))), self.context.request_progress)
             points.append({"examples": len(subset), "kind": o.curve_kind, **{k: v for k, v in scores(truth, system.predicted, len(self.task.names)).items()
                                                        if k in ("accuracy", "macro_f1")}})
         return points
@@ -266,10 +268,20 @@ def _trained_key(folder: Path) -> str | None:
         return None
 
 
-def _predict(name: str, kind: str, student, evaluation: LabelledTexts, positions: Sequence[int]) -> SystemResult:
+PREDICT_BLOCK = 250  # rows a student predicts between progress updates
+
+
+def _predict(name: str, kind: str, student, evaluation: LabelledTexts, positions: Sequence[int], progress=None) -> SystemResult:
+    """The student's predictions on `positions`, in blocks, so a slow student (a fine-tuned
+    one on a busy machine takes minutes for 2,000 rows) shows its rate and ETA."""
     texts = [evaluation.texts[p] for p in positions]
     started = time.perf_counter()
-    probs = student.predict_proba(texts)
+    blocks = []
+    with Phase(progress, f"evaluation: {name} on {len(texts)} rows", len(texts), "rows") as phase:
+        for start in range(0, len(texts), PREDICT_BLOCK):
+            blocks.append(student.predict_proba(texts[start: start + PREDICT_BLOCK]))
+            phase.advance(len(blocks[-1]))
+    probs = np.concatenate(blocks) if blocks else np.zeros((0, len(student.labels)))
     seconds = time.perf_counter() - started
     return SystemResult(name, kind, list(positions), probs.argmax(axis=1).tolist(), round(1000 * seconds / max(1, len(texts)), 2))
 
