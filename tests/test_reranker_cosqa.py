@@ -56,14 +56,35 @@ def test_the_round_trip_picks_the_retriever_that_finds_the_sources(tmp_path):
     assert "forced" in forced.why and "would pick dense" in forced.why
 
 
-def test_the_round_trip_picks_bm25_where_only_exact_words_find_the_source(tmp_path):
-    # Documents told apart only by a made-up part number: the words MiniLM cannot place.
+def test_where_every_retriever_finds_every_source_the_fusion_is_chosen(tmp_path):
+    # Documents told apart only by a made-up part number: BM25 and MiniLM both find each one.
     codes = ["zq7781", "xk4410", "vw9023", "pl5566", "rt3012", "mn8847", "gh2290", "bc6631"]
     spec = _corpus(tmp_path, {code: f"Replacement part {code} for the standard household appliance, sold in packs." for code in codes})
     runs = first_stage_runs(spec, {code: code for code in codes}, depth=20, keep=20)
     choice = choose_first_stage(runs, {code: code for code in codes}, k=5)
-    assert choice.measured["bm25"]["mrr@10"] == 1.0
-    assert choice.chosen == "bm25"  # hybrid can at best tie it, and then the cheaper one wins
+    assert choice.measured["bm25"]["mrr@10"] == choice.measured["dense"]["mrr@10"] == 1.0
+    assert choice.chosen == "hybrid" and "comparable" in choice.why
+
+
+def _ranked(first: dict[str, str], docs: list[str]) -> dict[str, list]:
+    """A run: per query, `first[query]` at rank 1, then the other documents."""
+    return {q: [(top, 1.0)] + [(d, 0.5) for d in docs if d != top] for q, top in first.items()}
+
+
+def test_comparable_bm25_and_dense_give_hybrid_and_a_far_weaker_one_does_not():
+    """The round trip overrates BM25 (the teacher copies its source's words): where BM25 leads
+    dense only a little, hybrid is chosen and the report says why; where dense is far behind,
+    BM25 alone is, as the data says."""
+    docs = [f"d{i}" for i in range(10)]
+    sources = {f"q{i}": f"d{i}" for i in range(10)}
+    wrong_for = lambda n: {f"q{i}": (f"d{(i + 1) % 10}" if i < n else f"d{i}") for i in range(10)}  # noqa: E731
+    runs = {"bm25": _ranked(wrong_for(0), docs), "dense": _ranked(wrong_for(1), docs), "hybrid": _ranked(wrong_for(1), docs)}
+    close = choose_first_stage(runs, sources, k=5)  # dense MRR@10 0.95 against BM25's 1.0
+    assert close.chosen == "hybrid" and close.measured["bm25"]["mrr@10"] > close.measured["hybrid"]["mrr@10"]
+    assert "comparable" in close.why and "95%" in close.why
+    assert choose_first_stage(runs, sources, k=5, fusion_ratio=1.0).chosen == "bm25"  # the measured best alone
+    runs["dense"] = _ranked(wrong_for(6), docs)  # dense MRR@10 0.7: far weaker
+    assert choose_first_stage(runs, sources, k=5).chosen == "bm25"
 
 
 def test_no_synthetic_query_is_a_clear_error():
