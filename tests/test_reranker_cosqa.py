@@ -326,3 +326,13 @@ def test_learning_curve_points_are_nested_subsets_in_their_order():
     assert large == [row for row in rows if row in large]  # order kept
     assert small != rows[:10]  # a draw, not the head of the file
     assert nested_subset(rows, None, random.Random(7)) == rows and nested_subset(rows, 80, random.Random(7)) == rows
+
+
+def test_hard_queries_are_those_the_first_stage_ranks_below_the_top():
+    from synthwright.reranker.steps.student import hard_queries
+
+    rows = [{"query": "a", "source_rank": 1}, {"query": "b", "source_rank": 2}, {"query": "c", "source_rank": 7},
+            {"query": "d", "source_rank": None}]
+    assert [r["query"] for r in hard_queries(rows, 2)] == ["b", "c", "d"]
+    assert [r["query"] for r in hard_queries(rows, 5)] == ["c", "d"]
+    assert hard_queries(rows, 1) == rows

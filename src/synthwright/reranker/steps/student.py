@@ -27,6 +27,7 @@ class StudentOptions(StepOptions):
     real_queries: str | None = Field(None, description="label_source real: BEIR queries.jsonl of real training queries (never the evaluation queries)")
     real_qrels: str | None = None
     real_limit: int | None = Field(None, ge=1, description="label_source real: use at most this many real queries")
+    min_source_rank: int = added_option(1, ge=1, description="label_source recovered or binary: train only on queries whose source the first stage ranked at this rank or lower (2: the queries it gets wrong; no dev label is read)")
     limit: int | None = added_option(None, ge=1, description="label_source recovered or binary: train on at most this many synthetic queries, a seeded draw (a point of the learning curve)")
     validation_queries: str | None = Field(None, description="Real queries (BEIR queries.jsonl) for the real-validation loss curve; never the evaluation queries")
     validation_qrels: str | None = None
@@ -52,6 +53,15 @@ def row_labels(row: Row, label_source: Literal["recovered", "binary"] = "recover
     if label_source == "binary":
         return {row["doc_id"]: 1.0, **{d: 0.0 for d in row["candidates"]}}
     return {item["doc_id"]: item["label"] for item in row["labels"]}
+
+
+def hard_queries(rows: list[Row], min_source_rank: int) -> list[Row]:
+    """The rows whose source the first stage put at `min_source_rank` or lower (not found
+    counts as lower): the queries it gets wrong, where the student has something to learn.
+    The rank comes from the round trip of the candidates step; no evaluation label is read."""
+    if min_source_rank <= 1:
+        return rows
+    return [row for row in rows if row.get("source_rank") is None or row["source_rank"] >= min_source_rank]
 
 
 def nested_subset(rows: list[Row], limit: int | None, rng: random.Random) -> list[Row]:
@@ -94,8 +104,9 @@ class TrainStudentStage(ReadsCorpus, PassThroughStage):
         stats.seconds += trained.seconds
 
     def _drawn(self, rows: list[Row]) -> list[Row]:
+        hard = hard_queries(rows, self.options.min_source_rank)
         # Seeded by the run only (not the step's name): a learning curve's points are nested.
-        return nested_subset(rows, self.options.limit, self.context.rng("train_student", "limit"))
+        return nested_subset(hard, self.options.limit, self.context.rng("train_student", "limit"))
 
     def _validation(self, texts):
         from synthwright.reranker.evaluation import real_label_groups
