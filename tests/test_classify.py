@@ -494,3 +494,16 @@ def test_a_student_predicts_in_blocks_that_show_progress(tmp_path, capsys, monke
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("  evaluation: synthetic student on 8 rows")]
     assert [line.split(": ")[2].split(",")[0] for line in lines] == ["4/8 rows", "8/8 rows", "8/8 rows"], lines
     assert "/s" in lines[0] and "ETA" in lines[0] and lines[-1].endswith(tuple("0123456789")) and "done in" in lines[-1]
+
+
+def test_the_classify_command_passes_the_description_prior_to_every_student():
+    from synthwright.cli.classify import classify_steps
+
+    def students(prior: float) -> list[dict]:
+        steps = classify_steps("task.yaml", teacher=TINY, per_label=4, subtopics=0, styles=[], lengths=None, policy="drop",
+                               students=["lr", "finetune"], epochs=1.0, eval_data=None, text_columns=["text"], label_column="label_text",
+                               eval_limit=None, teacher_limit=None, real_train=None, curve=[], novelty=0.08, description_prior=prior)
+        return [step["with"] for step in steps if step["uses"] == "train_classifier"]
+
+    assert [s["kind"] for s in students(0.5)] == ["lr", "finetune"] and all(s["description_prior"] == 0.5 for s in students(0.5))
+    assert all("description_prior" not in s for s in students(0.0))

@@ -71,7 +71,7 @@ def choose_first_stage(runs: Mapping[str, Mapping[str, Ranking]], sources: Mappi
     fused = best != "hybrid" and "hybrid" in measured and balance is not None and balance >= fusion_ratio
     pick = "hybrid" if fused else best
     chosen = force or pick
-    verdict = _verdict(chosen, pick, best, balance, fusion_ratio, force)
+    verdict = _verdict(pick, best, balance, fusion_ratio, force)
     return FirstStageChoice(chosen, measured, len(sources), k, force is not None, _why(chosen, verdict, measured, len(sources), k))
 
 
@@ -83,7 +83,7 @@ def _balance(measured: dict[str, dict[str, float]]) -> float | None:
     return low / high if high > 0 else None
 
 
-def _verdict(chosen: str, pick: str, best: str, balance: float | None, fusion_ratio: float, force: str | None) -> str:
+def _verdict(pick: str, best: str, balance: float | None, fusion_ratio: float, force: str | None) -> str:
     if force:
         return "forced by the option" + ("" if force == pick else f" (the round trip would pick {LABELS[pick]})")
     if pick != best:

@@ -9,8 +9,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from synthwright.core.lineage import Row
-from synthwright.ranking.first_stage import FUSION_RATIO
 from synthwright.core.step import BatchResult, Stage, StepOptions, added_option, register_step
+from synthwright.ranking.first_stage import FUSION_RATIO
 from synthwright.reranker.corpus import corpus_fingerprint
 from synthwright.reranker.steps.base import ReadsCorpus, write_json_report
 
