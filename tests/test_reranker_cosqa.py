@@ -336,3 +336,19 @@ def test_hard_queries_are_those_the_first_stage_ranks_below_the_top():
     assert [r["query"] for r in hard_queries(rows, 2)] == ["b", "c", "d"]
     assert [r["query"] for r in hard_queries(rows, 5)] == ["c", "d"]
     assert hard_queries(rows, 1) == rows
+
+
+def test_subsets_of_synthetic_queries_are_refused_with_real_labels_and_an_empty_one_is_a_clear_error(tmp_path):
+    from synthwright.core.step import StepContext
+    from synthwright.errors import UserError
+    from synthwright.reranker.steps.student import StudentOptions, TrainStudentStage
+
+    for extra in ({"limit": 10}, {"min_source_rank": 2}):
+        with pytest.raises(ValueError, match="real_limit"):
+            StudentOptions(corpus="c.jsonl", kind="bi", label_source="real", **extra)
+    stage = TrainStudentStage("student_hard", StudentOptions(corpus="c.jsonl", kind="bi", min_source_rank=2),
+                              StepContext(workdir=tmp_path, run_dir=tmp_path))
+    with pytest.raises(UserError) as caught:
+        stage._drawn([{"query": "a", "source_rank": 1}, {"query": "b", "source_rank": 1}])
+    assert "min_source_rank" in caught.value.problem and "Lower min_source_rank" in caught.value.fix
+    assert [r["query"] for r in stage._drawn([{"query": "a", "source_rank": 1}, {"query": "b", "source_rank": 3}])] == ["b"]

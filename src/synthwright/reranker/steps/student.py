@@ -40,6 +40,12 @@ class StudentOptions(StepOptions):
             raise ValueError("base_weight works with kind: bi only (a cross-encoder's scoring head has no base to go back to)")
         return self
 
+    @model_validator(mode="after")
+    def _synthetic_subsets_need_synthetic_labels(self) -> "StudentOptions":
+        if self.label_source == "real" and (self.limit is not None or self.min_source_rank > 1):
+            raise ValueError("limit and min_source_rank choose among the synthetic queries; with label_source: real use real_limit")
+        return self
+
     def settings(self, seed: int):
         """The student's TrainSettings (the sweep script of examples/ rebuilds a run's student from them)."""
         from synthwright.reranker.student import TrainSettings
@@ -105,6 +111,9 @@ class TrainStudentStage(ReadsCorpus, PassThroughStage):
 
     def _drawn(self, rows: list[Row]) -> list[Row]:
         hard = hard_queries(rows, self.options.min_source_rank)
+        if rows and not hard:
+            raise UserError(f"Step '{self.name}': no query has its source at rank {self.options.min_source_rank} or lower in the first stage, "
+                            "so min_source_rank leaves nothing to train on.", "Lower min_source_rank (1 keeps every query).")
         # Seeded by the run only (not the step's name): a learning curve's points are nested.
         return nested_subset(hard, self.options.limit, self.context.rng("train_student", "limit"))
 
