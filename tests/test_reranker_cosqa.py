@@ -352,3 +352,31 @@ def test_subsets_of_synthetic_queries_are_refused_with_real_labels_and_an_empty_
         stage._drawn([{"query": "a", "source_rank": 1}, {"query": "b", "source_rank": 1}])
     assert "min_source_rank" in caught.value.problem and "Lower min_source_rank" in caught.value.fix
     assert [r["query"] for r in stage._drawn([{"query": "a", "source_rank": 1}, {"query": "b", "source_rank": 3}])] == ["b"]
+
+
+def test_synthetic_and_real_pairs_train_together(tmp_path):
+    """train_student's `with_real`: the synthetic queries' labels, then the real training pairs
+    (their judged function 1, the first stage's top unjudged ones 0); refused where it means nothing."""
+    from synthwright.core.step import StepContext
+    from synthwright.reranker.steps.student import StudentOptions, TrainStudentStage
+
+    corpus, queries, qrels = tmp_path / "corpus.jsonl", tmp_path / "queries.jsonl", tmp_path / "train.tsv"
+    corpus.write_text("".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n" for i, t in FUNCTIONS.items()), encoding="utf-8")
+    queries.write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, (t, _) in CODE_EVAL.items()), encoding="utf-8")
+    qrels.write_text("query-id\tcorpus-id\tscore\nq1\tdedupe\t1\nq3\tchunks\t1\n", encoding="utf-8")
+    real = {"real_queries": str(queries), "real_qrels": str(qrels)}
+    with pytest.raises(ValueError, match="real_queries and real_qrels"):
+        StudentOptions(corpus=str(corpus), kind="bi", with_real=True)
+    with pytest.raises(ValueError, match="alone"):
+        StudentOptions(corpus=str(corpus), kind="bi", label_source="real", with_real=True, **real)
+
+    synthetic = [{"query": "python flatten nested list", "doc_id": "flatten", "candidates": ["chunks", "dedupe"],
+                  "first_stage": "dense", "source_rank": 1}]
+    options = StudentOptions(corpus=str(corpus), kind="bi", label_source="binary", with_real=True, **real)
+    groups = TrainStudentStage("student", options, StepContext(workdir=tmp_path, run_dir=tmp_path))._groups(synthetic)
+    assert [g.query for g in groups] == ["python flatten nested list", CODE_EVAL["q1"][0], CODE_EVAL["q3"][0]]
+    assert groups[0].labels == {"flatten": 1.0, "chunks": 0.0, "dedupe": 0.0}
+    for group, judged in zip(groups[1:], ("dedupe", "chunks")):
+        assert group.labels[judged] == 1.0 and sorted(group.labels.values()).count(1.0) == 1 and len(group.labels) > 1
+    alone = StudentOptions(corpus=str(corpus), kind="bi", label_source="binary", **real)
+    assert len(TrainStudentStage("student", alone, StepContext(workdir=tmp_path, run_dir=tmp_path))._groups(synthetic)) == 1

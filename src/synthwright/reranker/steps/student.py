@@ -11,6 +11,7 @@ from synthwright.core.lineage import Row
 from synthwright.core.step import StepOptions, StepStats, added_option, register_step
 from synthwright.errors import UserError
 from synthwright.reranker.corpus import corpus_texts, open_corpus
+from synthwright.reranker.student import QueryLabels
 from synthwright.reranker.steps.base import PassThroughStage, ReadsCorpus
 
 
@@ -29,6 +30,7 @@ class StudentOptions(StepOptions):
     real_limit: int | None = Field(None, ge=1, description="label_source real: use at most this many real queries")
     min_source_rank: int = added_option(1, ge=1, description="label_source recovered or binary: train only on queries whose source the first stage ranked at this rank or lower (2: the queries it gets wrong; no dev label is read)")
     limit: int | None = added_option(None, ge=1, description="label_source recovered or binary: train on at most this many synthetic queries, a seeded draw (a point of the learning curve)")
+    with_real: bool = added_option(False, description="label_source recovered or binary: also train on real_queries with real_qrels (synthetic + real together)")
     validation_queries: str | None = Field(None, description="Real queries (BEIR queries.jsonl) for the real-validation loss curve; never the evaluation queries")
     validation_qrels: str | None = None
     validation_limit: int = Field(50, ge=1)
@@ -44,6 +46,10 @@ class StudentOptions(StepOptions):
     def _synthetic_subsets_need_synthetic_labels(self) -> "StudentOptions":
         if self.label_source == "real" and (self.limit is not None or self.min_source_rank > 1):
             raise ValueError("limit and min_source_rank choose among the synthetic queries; with label_source: real use real_limit")
+        if self.with_real and self.label_source == "real":
+            raise ValueError("with_real adds real pairs to synthetic ones; label_source: real already trains on the real pairs alone")
+        if self.with_real and not (self.real_queries and self.real_qrels):
+            raise ValueError("with_real needs real_queries and real_qrels (the real training queries and their qrels, never the evaluation ones)")
         return self
 
     def settings(self, seed: int):
@@ -90,24 +96,33 @@ class TrainStudentStage(ReadsCorpus, PassThroughStage):
     version = 2  # 2: a bi-encoder learns from in-batch negatives, with a query's label-chosen negatives in one row
 
     def write_output(self, rows: list[Row], stats: StepStats) -> None:
-        from synthwright.reranker.student import QueryLabels, train_student
+        from synthwright.reranker.student import train_student
 
         o = self.options
         texts = corpus_texts(open_corpus(self._spec()))
-        if o.label_source == "real":
-            from synthwright.reranker.evaluation import real_label_groups
-
-            if not (o.real_queries and o.real_qrels):
-                raise UserError("label_source: real needs real_queries and real_qrels.", "Give the real training queries and their qrels.")
-            # Negatives from the first stage the synthetic student's came from, when one was chosen.
-            first_stage = rows[0].get("first_stage", "hybrid") if rows else "hybrid"
-            groups = real_label_groups(self.context.resolve(o.real_queries), self.context.resolve(o.real_qrels), self._spec(),
-                                       limit=o.real_limit, seed=self.context.run_seed, first_stage=first_stage)
-        else:
-            groups = [QueryLabels(row["query"], row_labels(row, o.label_source)) for row in self._drawn(rows)]
         validation = self._validation(texts) if o.validation_queries else None
-        trained = train_student(groups, texts, self.context.output_path(o.output), o.settings(self.context.run_seed), validation)
+        trained = train_student(self._groups(rows), texts, self.context.output_path(o.output), o.settings(self.context.run_seed), validation)
         stats.seconds += trained.seconds
+
+    def _groups(self, rows: list[Row]) -> list[QueryLabels]:
+        """What the student learns from: the synthetic queries' labels, the real pairs, or both."""
+        o = self.options
+        if o.label_source == "real":
+            return self._real_groups(rows)
+        groups = [QueryLabels(row["query"], row_labels(row, o.label_source)) for row in self._drawn(rows)]
+        return groups + self._real_groups(rows) if o.with_real else groups
+
+    def _real_groups(self, rows: list[Row]) -> list[QueryLabels]:
+        """The real training queries with their real labels, negatives from the run's first stage."""
+        from synthwright.reranker.evaluation import real_label_groups
+
+        o = self.options
+        if not (o.real_queries and o.real_qrels):
+            raise UserError("label_source: real needs real_queries and real_qrels.", "Give the real training queries and their qrels.")
+        # Negatives from the first stage the synthetic student's came from, when one was chosen.
+        first_stage = rows[0].get("first_stage", "hybrid") if rows else "hybrid"
+        return real_label_groups(self.context.resolve(o.real_queries), self.context.resolve(o.real_qrels), self._spec(),
+                                 limit=o.real_limit, seed=self.context.run_seed, first_stage=first_stage)
 
     def _drawn(self, rows: list[Row]) -> list[Row]:
         hard = hard_queries(rows, self.options.min_source_rank)
