@@ -367,6 +367,8 @@ def test_synthetic_and_real_pairs_train_together(tmp_path):
     real = {"real_queries": str(queries), "real_qrels": str(qrels)}
     with pytest.raises(ValueError, match="real_queries and real_qrels"):
         StudentOptions(corpus=str(corpus), kind="bi", with_real=True)
+    with pytest.raises(ValueError, match="label_source: real needs real_queries and real_qrels"):
+        StudentOptions(corpus=str(corpus), kind="bi", label_source="real", real_queries=str(queries))
     with pytest.raises(ValueError, match="alone"):
         StudentOptions(corpus=str(corpus), kind="bi", label_source="real", with_real=True, **real)
 

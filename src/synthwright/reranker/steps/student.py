@@ -48,8 +48,9 @@ class StudentOptions(StepOptions):
             raise ValueError("limit and min_source_rank choose among the synthetic queries; with label_source: real use real_limit")
         if self.with_real and self.label_source == "real":
             raise ValueError("with_real adds real pairs to synthetic ones; label_source: real already trains on the real pairs alone")
-        if self.with_real and not (self.real_queries and self.real_qrels):
-            raise ValueError("with_real needs real_queries and real_qrels (the real training queries and their qrels, never the evaluation ones)")
+        if (self.with_real or self.label_source == "real") and not (self.real_queries and self.real_qrels):
+            what = "with_real" if self.with_real else "label_source: real"
+            raise ValueError(f"{what} needs real_queries and real_qrels (the real training queries and their qrels, never the evaluation ones)")
         return self
 
     def settings(self, seed: int):
@@ -117,8 +118,6 @@ class TrainStudentStage(ReadsCorpus, PassThroughStage):
         from synthwright.reranker.evaluation import real_label_groups
 
         o = self.options
-        if not (o.real_queries and o.real_qrels):
-            raise UserError("label_source: real needs real_queries and real_qrels.", "Give the real training queries and their qrels.")
         # Negatives from the first stage the synthetic student's came from, when one was chosen.
         first_stage = rows[0].get("first_stage", "hybrid") if rows else "hybrid"
         return real_label_groups(self.context.resolve(o.real_queries), self.context.resolve(o.real_qrels), self._spec(),
