@@ -109,6 +109,27 @@ def test_subtopics_nearer_another_label_are_dropped():
     assert kept["Sports"] == ["Tennis finals"] and kept["Business"] == []
 
 
+def test_edge_cases_join_their_label_subtopics_past_the_fit_filter(tmp_path):
+    from synthwright.classify.prompts import fitting_subtopics, with_edge_cases
+    from synthwright.embed import load_embedder
+
+    plain = {"labels": {"Business": "companies, markets, the economy", "Sci/Tech": "computers, software, science"}}
+    edged = {"labels": {"Business": "companies, markets, the economy",
+                        "Sci/Tech": {"description": "computers, software, science", "edge_cases": ["a tech company's share price"]}}}
+    task = load_task(edged, tmp_path)
+    assert task.edge_cases("Sci/Tech") == ["a tech company's share price"] and task.edge_cases("Business") == []
+    # MiniLM puts the edge case nearer Business: as a proposed subtopic it would be dropped...
+    kept, dropped = fitting_subtopics(task, {"Sci/Tech": ["Laptops", "a tech company's share price"], "Business": ["Bank mergers"]},
+                                      load_embedder("minilm").embed)
+    assert dropped["Sci/Tech"] == ["a tech company's share price"]
+    # ...as a stated edge case it is kept, once, and a label with neither subtopics nor edges stays unset.
+    assert with_edge_cases(task, kept) == {"Sci/Tech": ["Laptops", "a tech company's share price"], "Business": ["Bank mergers"]}
+    assert with_edge_cases(task, {}) == {"Sci/Tech": ["a tech company's share price"]}
+    # A task without edge cases dumps (so fingerprints) exactly as before the field existed.
+    assert "edge_cases" not in json.dumps(load_task(plain, tmp_path).model_dump(mode="json"))
+    assert "edge_cases" in json.dumps(task.model_dump(mode="json"))
+
+
 # -- cleaning ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("raw, text, stripped, drop", [
     ("Sure! Here is a story:\n\n**Headline:** Stocks rally\nNEW YORK - Stocks rose.", "Stocks rally NEW YORK - Stocks rose.", {"preamble", "field_prefix"}, None),

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from synthwright.classify.clean import CLEANING_VERSION, clean_text
 from synthwright.classify.prompts import (
-    DEFAULT_LENGTHS, EXAMPLE_PROMPT, STYLE_PROMPT, SUBTOPIC_PROMPT, clean_items, fitting_subtopics, merge_distinct, prompt_rows,
+    DEFAULT_LENGTHS, EXAMPLE_PROMPT, STYLE_PROMPT, SUBTOPIC_PROMPT, clean_items, fitting_subtopics, merge_distinct, prompt_rows, with_edge_cases,
 )
 from synthwright.classify.task import TaskSpec, load_task
 from synthwright.core.files import write_json_report
@@ -72,6 +72,7 @@ class ClassPromptsStep(ReadsTask, SourceStep):
         task = self.task
         style_sample = task.style_sample(self.context.workdir)
         subtopics, strays = self._subtopics_that_fit(task, self._propose_subtopics(task)) if o.subtopics else ({}, {})
+        subtopics = with_edge_cases(task, subtopics)
         styles = o.styles if isinstance(o.styles, list) else (
             self._propose(STYLE_PROMPT, {"register": task.text_register, "n": o.styles}, o.styles, "styles") if o.styles else [])
         self._write_attributes({"subtopics": subtopics, "dropped_subtopics": strays, "styles": styles, "style_sample": len(style_sample)})

@@ -82,6 +82,14 @@ def fitting_subtopics(task: TaskSpec, proposals: dict[str, list[str]], embed: Ca
     return kept, dropped
 
 
+def with_edge_cases(task: TaskSpec, subtopics: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Each label's subtopics plus the task's edge cases for it, drawn like any other subtopic.
+    They skip the MiniLM fit filter on purpose: an edge case sits nearer another label's
+    description by nature (that is why the teacher never writes it unasked)."""
+    return {label: subtopics.get(label, []) + [edge for edge in task.edge_cases(label) if edge not in subtopics.get(label, [])]
+            for label in task.names if subtopics.get(label) or task.edge_cases(label)}
+
+
 def merge_distinct(kept: list[str], new: list[str]) -> list[str]:
     """`kept` plus the items of `new` that do not repeat one already there: a new item whose
     words are mostly (two thirds) those of a kept one is a repeat ("Boxing match (pro)")."""
