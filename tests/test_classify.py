@@ -125,6 +125,8 @@ def test_edge_cases_join_their_label_subtopics_past_the_fit_filter(tmp_path):
     # ...as a stated edge case it is kept, once, and a label with neither subtopics nor edges stays unset.
     assert with_edge_cases(task, kept) == {"Sci/Tech": ["Laptops", "a tech company's share price"], "Business": ["Bank mergers"]}
     assert with_edge_cases(task, {}) == {"Sci/Tech": ["a tech company's share price"]}
+    repeated = load_task({"labels": {"Business": "companies", "Sci/Tech": {"edge_cases": ["a tech company's share price"] * 2}}}, tmp_path)
+    assert with_edge_cases(repeated, {"Sci/Tech": ["Laptops"]}) == {"Sci/Tech": ["Laptops", "a tech company's share price"]}
     # A task without edge cases dumps (so fingerprints) exactly as before the field existed.
     assert "edge_cases" not in json.dumps(load_task(plain, tmp_path).model_dump(mode="json"))
     assert "edge_cases" in json.dumps(task.model_dump(mode="json"))

@@ -85,8 +85,9 @@ def fitting_subtopics(task: TaskSpec, proposals: dict[str, list[str]], embed: Ca
 def with_edge_cases(task: TaskSpec, subtopics: dict[str, list[str]]) -> dict[str, list[str]]:
     """Each label's subtopics plus the task's edge cases for it, drawn like any other subtopic.
     They skip the MiniLM fit filter on purpose: an edge case sits nearer another label's
-    description by nature (that is why the teacher never writes it unasked)."""
-    return {label: subtopics.get(label, []) + [edge for edge in task.edge_cases(label) if edge not in subtopics.get(label, [])]
+    description by nature (that is why the teacher never writes it unasked). A stated edge case
+    that repeats a subtopic (or another edge case) is drawn once."""
+    return {label: merge_distinct(subtopics.get(label, []), task.edge_cases(label))
             for label in task.names if subtopics.get(label) or task.edge_cases(label)}
 
 
