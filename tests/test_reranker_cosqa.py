@@ -200,7 +200,7 @@ def test_a_bi_encoder_student_is_evaluated_as_a_retriever_and_a_reranker(tmp_pat
     from synthwright.cli import pipeline as cli_pipeline
     from synthwright.reranker.bi_encoder import BiEncoderOverCorpus, student_scorer
     from synthwright.reranker.corpus import corpus_texts, open_corpus
-    from synthwright.reranker.evaluation import evaluate_students, rerank_label, retriever_label
+    from synthwright.reranker.evaluation import evaluate_students, fused_retriever_label, rerank_label, retriever_label
 
     monkeypatch.setattr(cli_pipeline, "PLAIN_LOG_EVERY_S", 0.0)  # a line at every update, not every 30 s
     spec = _corpus(tmp_path, {doc: text for doc, (text, _) in PARAPHRASES.items()})
@@ -223,6 +223,8 @@ def test_a_bi_encoder_student_is_evaluated_as_a_retriever_and_a_reranker(tmp_pat
     assert evaluation.table[rerank_label("student", "dense", 5)]["ndcg@10"] == pytest.approx(evaluation.table["dense (MiniLM)"]["ndcg@10"])
     assert (evaluation.first_stage, evaluation.baseline) == ("dense", "dense (MiniLM)")
     assert evaluation.gains[retriever_label("student")]["difference"] == 0.0  # gains are over the chosen first stage
+    # Two identical retrievers fused by RRF keep their common order.
+    assert evaluation.table[fused_retriever_label("student", "dense")] == evaluation.table["dense (MiniLM)"]
     assert "dense + student (RRF)" in evaluation.table and "BM25 + student (RRF)" in evaluation.table
     # Every long phase said how far it got, with a rate and an ETA, and how long it took.
     lines = capsys.readouterr().err

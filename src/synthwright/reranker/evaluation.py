@@ -2,7 +2,8 @@
 
 Systems, all over the same corpus: BM25, dense (MiniLM), hybrid (RRF of both), the student
 reranking the hybrid top `depth`, hybrid + student fused by RRF, and BM25 + student by RRF
-(the student in the dense model's place); RRF has no weight to tune, so nothing is fitted on
+(the student in the dense model's place); a bi-encoder student also retrieves over the whole
+corpus, alone and fused by RRF with the first stage's own retrieval; RRF has no weight to tune, so nothing is fitted on
 the evaluation queries. The control puts the untrained base model (MiniLM) where the student
 stands in BM25 + student, same candidates and same fusion, so the student's own contribution is
 its gain over the control, not over hybrid: on SciFact dev the fusion structure alone moves
@@ -137,6 +138,14 @@ def fuse(first_stage: Mapping[str, list], reranked: Mapping[str, list], depth: i
     return out
 
 
+def fuse_retrievers(first_stage: Mapping[str, list], retrieved: Mapping[str, list], k: int = 100) -> dict[str, list]:
+    """RRF of two retrievers' own top k over the whole corpus: a document either one finds can
+    rise, where the reranking fusion keeps to the first stage's candidates."""
+    from synthwright.ranking.retrieval import reciprocal_rank_fusion
+
+    return {qid: reciprocal_rank_fusion((ranking[:k], retrieved[qid][:k]), k) for qid, ranking in first_stage.items()}
+
+
 def rerank_label(student_name: str, first_stage: str, depth: int) -> str:
     # Hybrid keeps the name every earlier report used.
     return f"{student_name}: rerank top {depth}" if first_stage == "hybrid" else f"{student_name}: rerank {first_stage} top {depth}"
@@ -144,6 +153,10 @@ def rerank_label(student_name: str, first_stage: str, depth: int) -> str:
 
 def retriever_label(student_name: str) -> str:
     return f"{student_name}: retriever (whole corpus, exact)"
+
+
+def fused_retriever_label(student_name: str, first_stage: str) -> str:
+    return f"{LABELS[first_stage]} + {student_name} as retriever (RRF)"
 
 
 def evaluate_students(
@@ -185,8 +198,10 @@ def evaluate_students(
             runs[bm25_plus_label(name)] = _bm25_plus(lexical, reranked, queries, depth)
         if hasattr(student, "search"):
             started = time.perf_counter()
-            runs[retriever_label(name)] = dict(zip(queries, student.search(list(queries.values()), 100)))
+            retrieved = dict(zip(queries, student.search(list(queries.values()), 100)))
             seconds[retriever_label(name)] = time.perf_counter() - started
+            runs[retriever_label(name)] = retrieved
+            runs[fused_retriever_label(name, first_stage)] = fuse_retrievers(base, retrieved)
     control_run = None
     if control is not None and students and first_stage != "bm25":
         control_name, scorer = control
