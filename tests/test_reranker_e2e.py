@@ -123,8 +123,8 @@ def test_reranker_end_to_end_then_rerun_does_nothing(student, beir_files, tmp_pa
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
     assert evaluation["queries"] == len(EVAL_QUERIES)
     with_teacher = bool(TEACHER_RERANK[student])
-    # A bi-encoder student is also a retriever over the whole corpus.
-    retriever = {"student: retriever (whole corpus, exact)"} if student == "bi" else set()
+    # A bi-encoder student is also a retriever over the whole corpus, alone and fused with the first stage's retrieval.
+    retriever = {"student: retriever (whole corpus, exact)", "hybrid + student as retriever (RRF)"} if student == "bi" else set()
     assert set(evaluation["table"]) == set(SYSTEMS) | (set(TEACHER_SYSTEMS) if with_teacher else set()) | retriever
     if with_teacher:  # one likelihood request per (sampled query, document), counted in the step's stats
         assert rundir.merged_stats("evaluation").requests_sent == 2 * 3
