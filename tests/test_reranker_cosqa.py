@@ -196,6 +196,19 @@ def _student_folder(tmp_path: Path) -> Path:
     return folder
 
 
+def test_fused_retrievers_let_a_document_only_the_student_finds_rise():
+    """The reranking fusion keeps to the first stage's candidates; fusing two retrievers does not."""
+    from synthwright.reranker.evaluation import fuse_retrievers
+
+    first_stage = {"q": [("a", 0.9), ("b", 0.8), ("c", 0.7)]}
+    retrieved = {"q": [("z", 0.95), ("a", 0.9)]}
+    fused = [doc for doc, _ in fuse_retrievers(first_stage, retrieved)["q"]]
+    assert fused[0] == "a"  # found by both
+    assert fused.index("z") < fused.index("b")  # the student's own find outranks the first stage's second
+    assert set(fused) == {"a", "b", "c", "z"}
+    assert len(fuse_retrievers(first_stage, retrieved, k=2)["q"]) == 2
+
+
 def test_a_bi_encoder_student_is_evaluated_as_a_retriever_and_a_reranker(tmp_path, monkeypatch, capsys):
     from synthwright.cli import pipeline as cli_pipeline
     from synthwright.reranker.bi_encoder import BiEncoderOverCorpus, student_scorer

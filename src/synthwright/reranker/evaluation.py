@@ -3,8 +3,8 @@
 Systems, all over the same corpus: BM25, dense (MiniLM), hybrid (RRF of both), the student
 reranking the hybrid top `depth`, hybrid + student fused by RRF, and BM25 + student by RRF
 (the student in the dense model's place); a bi-encoder student also retrieves over the whole
-corpus, alone and fused by RRF with the first stage's own retrieval; RRF has no weight to tune, so nothing is fitted on
-the evaluation queries. The control puts the untrained base model (MiniLM) where the student
+corpus, alone and fused by RRF with the first stage's own retrieval. RRF has no weight to
+tune, so nothing is fitted on the evaluation queries. The control puts the untrained base model (MiniLM) where the student
 stands in BM25 + student, same candidates and same fusion, so the student's own contribution is
 its gain over the control, not over hybrid: on SciFact dev the fusion structure alone moves
 hybrid by up to +-0.01, as much as most students did. The control is MiniLM as a bi-encoder
